@@ -1,0 +1,125 @@
+"""The ``envbuild`` command: a lazy click group and the one error handler.
+
+Each subcommand lives in a small module of this package and is imported only
+when it runs, so ``envbuild resolve`` never pays for the solver, the installer
+or torch.  Exit codes: 0 success, 1 a reported conflict or failed check,
+2 bad input or usage.  Only :func:`main` turns errors into exits.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+import click
+
+from builder.errors import EnvbuildError
+
+# command name -> "module:attribute"; keep in sync with DESIGN.md's contract
+COMMANDS: dict[str, str] = {
+    "resolve": "builder.cli.resolve:resolve",
+    "matrix": "builder.cli.resolve:matrix",
+    "schema": "builder.cli.resolve:schema",
+    "lock": "builder.cli.lock:lock",
+    "install": "builder.cli.install:install",
+    "env": "builder.cli.install:env",
+    "rollback": "builder.cli.install:rollback",
+    "build": "builder.cli.build:build",
+    "sanity": "builder.cli.build:sanity",
+    "doctor": "builder.cli.doctor:doctor",
+    "gpus": "builder.cli.doctor:gpus",
+    "run": "builder.cli.doctor:run",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        module = importlib.import_module(module_name)
+        cmd = getattr(module, attr)
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="envbuild", prog_name="envbuild")
+def cli() -> None:
+    """Hash-pinned conda environments for CUDA deep-learning projects.
+
+    \b
+    resolve  spec -> exact pins, toolchain, GPU arch list (or an explained conflict)
+    lock     spec -> lockfiles/NAME-cuXY.conda-lock.yml
+    install  lockfile -> conda prefix
+    build    compile the spec's CUDA ops into a prefix
+    sanity   kernel checks against reference implementations
+    env      all of the above, each stage skipped when up to date
+    doctor   what this machine can run and build
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning errors into the contract's exit codes."""
+    try:
+        rv = cli.main(args=argv, prog_name="envbuild", standalone_mode=False)
+    except EnvbuildError as exc:
+        _report(exc)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if isinstance(exc, click.UsageError) else 1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - the one place that catches everything
+        path = _crash_report(exc)
+        click.echo(f"envbuild: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"a crash report was written to {path}; please attach it to a bug report",
+                   err=True)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _report(exc: EnvbuildError) -> None:
+    click.secho("error: ", fg="red", bold=True, err=True, nl=False)
+    click.echo(exc.message, err=True)
+    if exc.hint:
+        click.secho("hint: ", fg="yellow", err=True, nl=False)
+        click.echo(exc.hint, err=True)
+
+
+def _crash_report(exc: BaseException) -> str:
+    from builder import paths
+
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    try:
+        root = paths.crash_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+        path.write_text(f"argv: {sys.argv!r}\n\n{text}", encoding="utf-8")
+        return str(path)
+    except OSError:
+        return "(could not write a crash report: " + text.splitlines()[-1] + ")"
+
+
+def echo_json(data: Any) -> None:
+    """Print one JSON object (sorted keys, stable) on stdout."""
+    import json
+
+    click.echo(json.dumps(data, indent=2, sort_keys=True))

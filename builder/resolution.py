@@ -1,0 +1,79 @@
+"""The Resolution: what ``resolve`` decides and every later stage consumes.
+
+``resolve --json`` prints :meth:`Resolution.to_json`; its keys are part of the
+command-line contract (python, torch, torchvision, cuda, arch_list,
+host_compiler, conda, pip, warnings) and are only ever added to, never renamed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HostCompiler(_Frozen):
+    """The C++ compiler nvcc will use: conda ``gxx`` (or system ``g++``) no newer than max."""
+
+    name: str  # "gxx" (conda-forge gxx_linux-64) or "g++" (system)
+    max_major: int
+    min_major: int = 6
+    spec: str | None = None  # conda match spec, e.g. "gxx_linux-64 11.*"
+
+
+class Toolchain(_Frozen):
+    """How the ops get compiled for this resolution."""
+
+    nvcc_version: str  # CUDA major.minor of the nvcc to use, e.g. "11.8"
+    nvcc_spec: str | None  # conda match spec, e.g. "nvidia/label/cuda-11.8.0::cuda-nvcc"; None: not from conda
+    nvcc_source: Literal["conda", "pypi", "system"]
+    cxx_std: str  # "c++14" | "c++17" | "c++20"
+    notes: tuple[str, ...] = ()
+
+
+class OpPlan(_Frozen):
+    """One op to build, with the fixups the matrix chose for this torch."""
+
+    name: str
+    source: str
+    path: str
+    sanity: str | None
+    fixups: tuple[str, ...]
+
+
+class Resolution(_Frozen):
+    """Exact pins, toolchain and arch list for one spec on one target CUDA."""
+
+    name: str
+    python: str  # major.minor
+    torch: str  # exact version, e.g. "1.13.1"
+    torchvision: str
+    cuda: str  # major.minor
+    provider: Literal["conda", "pypi"]
+    channels: tuple[str, ...]
+    arch_list: tuple[str, ...]  # e.g. ("8.6", "8.9+PTX")
+    host_compiler: HostCompiler
+    toolchain: Toolchain
+    conda: tuple[str, ...]  # conda match specs, in solve order
+    pip: tuple[str, ...]  # PEP 508 requirements
+    pip_index_urls: tuple[str, ...] = ()  # extra index (e.g. the PyTorch wheel index)
+    ops: tuple[OpPlan, ...] = ()
+    driver_min: str | None = None  # minimum driver for this CUDA (with minor-version compat)
+    virtual_packages: dict[str, str] = {}  # target virtual packages: __cuda, __glibc, ...
+    warnings: tuple[str, ...] = ()
+    explain: tuple[str, ...] = ()  # why each choice was made, one line each
+    matrix_version: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object of the CLI contract (lists, not tuples)."""
+        data = self.model_dump(mode="json")
+        return data
+
+    @property
+    def cuda_tag(self) -> str:
+        """``cu117`` for CUDA 11.7."""
+        return "cu" + self.cuda.replace(".", "")

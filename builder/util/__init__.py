@@ -1,0 +1,1 @@
+"""Small shared helpers: subprocess wrapper, atomic files, locks, hashing."""

@@ -1,0 +1,60 @@
+"""Guards for the whole suite.
+
+* Every test gets its own ``ENVBUILD_HOME`` and a fake ``HOME``: nothing is written to ``~``.
+* Sockets to anything but loopback are refused unless the test is marked ``network``;
+  ``network`` tests skip (with the reason) when PyPI cannot be reached.
+* ``gpu`` tests skip with the reason when no CUDA GPU is visible.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import gpu_unavailable_reason, pypi_unreachable_reason
+
+_real_connect = socket.socket.connect
+
+
+def _guarded_connect(self: socket.socket, address: object) -> object:
+    host = address[0] if isinstance(address, tuple) else address
+    if isinstance(host, str) and (
+        host in {"localhost", "::1"} or host.startswith("127.") or self.family == socket.AF_UNIX
+    ):
+        return _real_connect(self, address)  # type: ignore[arg-type]
+    if self.family == socket.AF_UNIX:
+        return _real_connect(self, address)  # type: ignore[arg-type]
+    raise OSError(f"network access blocked in tests (mark the test 'network'): {address!r}")
+
+
+@pytest.fixture(autouse=True)
+def _isolate(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("ENVBUILD_HOME", str(home / ".cache" / "envbuild"))
+    monkeypatch.delenv("ENVBUILD_STORE", raising=False)
+    monkeypatch.delenv("ENVBUILD_NVIDIA_SMI", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    if request.node.get_closest_marker("network") is None:
+        monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("network") is not None:
+        reason = pypi_unreachable_reason()
+        if reason:
+            pytest.skip(f"needs PyPI: {reason}")
+    if item.get_closest_marker("gpu") is not None:
+        reason = gpu_unavailable_reason()
+        if reason:
+            pytest.skip(f"needs a CUDA GPU: {reason}")
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
