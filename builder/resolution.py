@@ -32,6 +32,11 @@ class Toolchain(_Frozen):
     nvcc_spec: str | None  # conda match spec, e.g. "nvidia/label/cuda-11.8.0::cuda-nvcc"; None: not from conda
     nvcc_source: Literal["conda", "pypi", "system"]
     cxx_std: str  # "c++14" | "c++17" | "c++20"
+    # Same-major alternatives, most preferred first, for channels that lack nvcc_spec
+    # (e.g. no cuda-nvcc 11.7 record: use nvidia/label/cuda-11.8.0::cuda-nvcc, torch only
+    # warns on a minor mismatch).  The lock stage records which one it used and why.
+    nvcc_fallback_specs: tuple[str, ...] = ()
+    extra_conda: tuple[str, ...] = ()  # toolchain companions, e.g. cuda-cudart-dev
     notes: tuple[str, ...] = ()
 
 
@@ -52,12 +57,12 @@ class Resolution(_Frozen):
     python: str  # major.minor
     torch: str  # exact version, e.g. "1.13.1"
     torchvision: str
-    cuda: str  # major.minor
+    cuda: str  # major.minor, or "cpu" for a CPU-only torch
     provider: Literal["conda", "pypi"]
     channels: tuple[str, ...]
     arch_list: tuple[str, ...]  # e.g. ("8.6", "8.9+PTX")
     host_compiler: HostCompiler
-    toolchain: Toolchain
+    toolchain: Toolchain | None  # None for a CPU-only resolution
     conda: tuple[str, ...]  # conda match specs, in solve order
     pip: tuple[str, ...]  # PEP 508 requirements
     pip_index_urls: tuple[str, ...] = ()  # extra index (e.g. the PyTorch wheel index)

@@ -150,6 +150,15 @@ class OpSpec(Strict):
         return v
 
 
+class PipOptions(Strict):
+    """Where the PyPI layer looks (mirrors, offline wheelhouses); paths relative to the spec."""
+
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+
+
 class EnvSpec(Strict):
     """The whole envspec (see DESIGN.md)."""
 
@@ -161,6 +170,7 @@ class EnvSpec(Strict):
     channels: tuple[str, ...] | None = None
     conda: tuple[str, ...] = ()
     pip: tuple[str, ...] = ()
+    pip_options: PipOptions = PipOptions()
     sources: dict[str, Source] = Field(default_factory=dict)
     ops: tuple[OpSpec, ...] = ()
     exclude_newer: _dt.date | None = None
