@@ -1,0 +1,89 @@
+"""``envbuild install``, ``envbuild env`` and ``envbuild rollback``: parse, call, print."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _err_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+@click.command()
+@click.argument("lockfile", type=click.Path(path_type=Path))
+@click.option("--prefix", type=click.Path(path_type=Path), default=None,
+              help="environment directory (default: .envbuild/envs/<lockfile name>)")
+@click.option("--force", is_flag=True, help="build a new generation even when up to date")
+def install(lockfile: Path, prefix: Path | None, force: bool) -> None:
+    """Install LOCKFILE (conda-lock format) into a prefix: hash-checked, atomic."""
+    from builder.install import InstallRequest
+    from builder.install import install as do_install
+
+    if prefix is None:
+        stem = lockfile.name.split(".conda-lock")[0].split(".")[0]
+        prefix = Path(".envbuild") / "envs" / stem
+    result = do_install(InstallRequest(lockfile=lockfile, prefix=prefix, force=force,
+                                       progress=sys.stderr.isatty()))
+    if result.action == "up to date":
+        click.echo(f"{result.prefix} is up to date (generation {result.generation})")
+        return
+    steps = ", ".join(f"{name} {secs:.2f}s" for name, secs in result.steps)
+    click.echo(f"installed {result.conda_packages} conda + {result.pip_packages} pip packages "
+               f"into {result.prefix} (generation {result.generation}; {steps})")
+    click.echo(f"activate: conda activate {result.prefix}   or   . {result.prefix}/activate")
+
+
+@click.command()
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--cuda", default=None, help="target CUDA X.Y (default: the spec's default)")
+@click.option("--prefix", type=click.Path(path_type=Path), default=None,
+              help="environment directory (default: <project>/.envbuild/envs/<name>-cuXY)")
+@click.option("--channel", "channels", multiple=True,
+              help="channel URL for locking when the lockfile is missing (repeatable)")
+def env(spec: Path, cuda: str | None, prefix: Path | None, channels: tuple[str, ...]) -> None:
+    """Resolve, lock (if missing), install, build ops and run sanity checks."""
+    from builder.env import run_env
+    from builder.env_stages import EnvRequest
+
+    result = run_env(EnvRequest(spec=spec, cuda=cuda, prefix=prefix, channels=channels,
+                                progress=sys.stderr.isatty()))
+    print_summary(result)
+    if not result.ok:
+        from builder.errors import CheckFailed
+
+        missing = [s.stage for s in result.stages if s.action == "missing"]
+        raise CheckFailed(f"stage(s) not available in this installation: {', '.join(missing)}",
+                          hint="the environment is installed, but it has not been fully checked")
+
+
+def print_summary(result: Any) -> None:
+    """The final table: stage, action, seconds, detail."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"envbuild env → {result.prefix}")
+    for col in ("stage", "action", "seconds", "detail"):
+        table.add_column(col, justify="right" if col == "seconds" else "left")
+    colors = {"done": "green", "up to date": "cyan", "skipped": "dim", "missing": "red"}
+    for row in result.stages:
+        table.add_row(row.stage, f"[{colors[row.action]}]{row.action}[/]",
+                      f"{row.seconds:.2f}", row.detail)
+    Console().print(table)
+
+
+@click.command()
+@click.option("--prefix", type=click.Path(path_type=Path), required=True,
+              help="the environment to roll back")
+def rollback(prefix: Path) -> None:
+    """Make the previous generation of PREFIX current again."""
+    from builder.install import rollback as do_rollback
+
+    result = do_rollback(prefix)
+    click.echo(f"{result.prefix}: generation {result.from_generation} -> "
+               f"{result.to_generation}")

@@ -1,0 +1,153 @@
+"""``envbuild env``: resolve -> lock -> install -> build -> sanity, each skipped when up to date.
+
+Default prefix: ``<project>/.envbuild/envs/<name>-<cuXY|cpu>``, where ``<project>``
+is the directory holding ``envspecs/`` (or the spec's own directory when the spec
+is elsewhere).  ``--prefix`` overrides it.
+
+No-op contract: ``<prefix>/.envbuild/env.json`` records the sha256 of the spec
+file and of the lockfile, the CUDA asked for and the stages completed.  When
+both files are byte-identical and every stage completed, nothing else is
+imported or run (well under a second).  Any change falls through to the full
+pipeline, where each stage has its own up-to-date check.
+
+The whole run holds the per-prefix lock, so a second ``make env`` waits.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from builder.env_stages import STAGE_NAMES, STAGES, Action, Context, EnvRequest
+from builder.util.fs import atomic_write_text
+from builder.util.hashing import sha256_file
+
+ENV_SCHEMA = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StageResult(_Frozen):
+    """A row of the summary table."""
+
+    stage: str
+    action: Action
+    seconds: float
+    detail: str = ""
+
+
+class EnvResult(_Frozen):
+    """What ``env`` did."""
+
+    prefix: Path
+    lockfile: Path | None
+    stages: tuple[StageResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        """False when a needed stage was not available."""
+        return all(s.action != "missing" for s in self.stages)
+
+
+class EnvMarker(_Frozen):
+    """``<prefix>/.envbuild/env.json``: what the last complete ``env`` run saw."""
+
+    schema_version: int = ENV_SCHEMA
+    spec_sha256: str
+    lockfile: str
+    lockfile_sha256: str
+    cuda: str
+    stages: dict[str, str] = Field(default_factory=dict)
+
+
+def cuda_label(loaded: Any, cuda: str | None) -> str:
+    """``11.7`` / ``cpu``: the requested CUDA, else the spec's default, else cpu."""
+    if cuda:
+        return cuda
+    spec_cuda = loaded.spec.cuda
+    return spec_cuda.default if spec_cuda is not None else "cpu"
+
+
+def default_prefix(spec_path: Path, name: str, cuda: str) -> Path:
+    """``<project>/.envbuild/envs/<name>-<cuXY|cpu>`` (see module docstring)."""
+    spec_dir = spec_path.resolve().parent
+    project = spec_dir.parent if spec_dir.name == "envspecs" else spec_dir
+    tag = "cpu" if cuda == "cpu" else "cu" + cuda.replace(".", "")
+    return project / ".envbuild" / "envs" / f"{name}-{tag}"
+
+
+def marker_path(prefix: Path) -> Path:
+    """Where the env marker lives (inside the current generation)."""
+    return prefix / ".envbuild" / "env.json"
+
+
+def read_marker(prefix: Path) -> EnvMarker | None:
+    """The marker of the current generation, or None."""
+    try:
+        return EnvMarker.model_validate(json.loads(marker_path(prefix).read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def up_to_date(req: EnvRequest, loaded: Any, prefix: Path, cuda: str) -> EnvMarker | None:
+    """The marker when nothing changed since the last complete run, else None."""
+    marker = read_marker(prefix)
+    if marker is None or marker.cuda != cuda:
+        return None
+    lockfile = Path(marker.lockfile)
+    if not lockfile.is_file() or set(marker.stages) != set(STAGE_NAMES[3:]):
+        return None
+    if sha256_file(req.spec) != marker.spec_sha256:
+        return None
+    return marker if sha256_file(lockfile) == marker.lockfile_sha256 else None
+
+
+def run_env(req: EnvRequest) -> EnvResult:
+    """Run every stage (or none, when nothing changed)."""
+    from builder.spec import load_spec
+
+    t0 = time.monotonic()
+    loaded = load_spec(req.spec)
+    cuda = cuda_label(loaded, req.cuda)
+    prefix = req.prefix or default_prefix(req.spec, loaded.spec.name, cuda)
+    marker = up_to_date(req, loaded, prefix, cuda)
+    if marker is not None:
+        return _noop_result(prefix, marker, time.monotonic() - t0)
+    from builder.install.generations import Generations
+
+    gens = Generations(prefix)
+    gens.check_prefix()
+    with gens.locked():
+        ctx = Context(req, loaded, gens, cuda)
+        results = [_timed(name, fn, ctx) for name, fn in STAGES]
+        if all(r.action != "missing" for r in results) and ctx.lockfile is not None:
+            _write_marker(ctx, results)
+    return EnvResult(prefix=gens.prefix, lockfile=ctx.lockfile, stages=tuple(results))
+
+
+def _noop_result(prefix: Path, marker: EnvMarker, seconds: float) -> EnvResult:
+    rows = tuple(StageResult(stage=n, action="up to date", seconds=seconds if i == 0 else 0.0)
+                 for i, n in enumerate(STAGE_NAMES))
+    return EnvResult(prefix=prefix, lockfile=Path(marker.lockfile), stages=rows)
+
+
+def _timed(name: str, fn: Callable[[Context], tuple[Action, str]], ctx: Context) -> StageResult:
+    t0 = time.monotonic()
+    action, detail = fn(ctx)
+    return StageResult(stage=name, action=action, seconds=time.monotonic() - t0, detail=detail)
+
+
+def _write_marker(ctx: Context, results: list[StageResult]) -> None:
+    assert ctx.lockfile is not None
+    marker = EnvMarker(
+        spec_sha256=sha256_file(ctx.req.spec), lockfile=str(ctx.lockfile.resolve()),
+        lockfile_sha256=sha256_file(ctx.lockfile), cuda=ctx.cuda,
+        stages={r.stage: r.action for r in results[3:]})
+    atomic_write_text(marker_path(ctx.prefix), json.dumps(marker.model_dump(), indent=2) + "\n")

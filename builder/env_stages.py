@@ -1,0 +1,169 @@
+"""The stages of ``envbuild env``, in order, as a typed registry of small functions.
+
+Each stage takes the run's :class:`Context` and returns ``(action, detail)``.
+Stages import their heavy modules lazily.  A stage whose implementation is not
+available in this installation reports ``missing`` (shown in the summary and
+failing the run) instead of passing silently.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from builder.errors import CheckFailed
+
+Action = Literal["done", "skipped", "up to date", "missing"]
+
+
+class EnvRequest(BaseModel):
+    """One ``envbuild env`` invocation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec: Path
+    cuda: str | None = None
+    prefix: Path | None = None
+    channels: tuple[str, ...] = ()
+    progress: bool = False
+
+
+class Context:
+    """State threaded through the stages of one run."""
+
+    def __init__(self, req: EnvRequest, loaded: Any, gens: Any, cuda: str) -> None:
+        self.req, self.loaded, self.gens, self.cuda = req, loaded, gens, cuda
+        self.resolution: Any = None
+        self.lockfile: Path | None = None
+        self.lockmodel: Any = None
+
+    @property
+    def prefix(self) -> Path:
+        """The final prefix path (a symlink to the current generation)."""
+        return Path(self.gens.prefix)
+
+
+def _optional(module: str, attr: str) -> Any | None:
+    """``module.attr`` when this installation has it, else None."""
+    try:
+        return getattr(importlib.import_module(module), attr, None)
+    except ImportError:
+        return None
+
+
+def stage_resolve(ctx: Context) -> tuple[Action, str]:
+    """Spec + target -> Resolution (always run: cheap, and lock needs it)."""
+    from builder.resolve import ResolveRequest, resolve
+
+    ctx.resolution = resolve(ctx.loaded, ResolveRequest(cuda=ctx.cuda))
+    res = ctx.resolution
+    return "done", f"python {res.python}, torch {res.torch} ({res.cuda}, {res.provider})"
+
+
+def _lock_request(ctx: Context, output: Path) -> Any:
+    from builder.lock import LockRequest
+
+    return LockRequest(spec=ctx.loaded, resolution=ctx.resolution, output=output,
+                       channels=ctx.req.channels)
+
+
+def stage_lock(ctx: Context) -> tuple[Action, str]:
+    """Lock only when the lockfile is missing; a stale committed one is an error."""
+    from builder.lock import check, default_lockfile_path, lock
+
+    path = Path(default_lockfile_path(ctx.loaded, ctx.resolution))
+    ctx.lockfile = path
+    if not path.exists():
+        result = lock(_lock_request(ctx, path))
+        ctx.lockfile = Path(result.path)
+        return "done", f"wrote {ctx.lockfile}"
+    diffs = check(_lock_request(ctx, path))
+    if diffs:
+        raise CheckFailed(f"{path} is stale for {ctx.loaded.path}:\n"
+                          + "\n".join(f"  - {d}" for d in diffs),
+                          hint="run `make lock` (and commit the new lockfile)")
+    return "up to date", str(path)
+
+
+def stage_install(ctx: Context) -> tuple[Action, str]:
+    """Lockfile -> a new generation of the prefix (skipped when the install key matches)."""
+    from builder.install import InstallRequest, install_locked
+    from builder.install.plan import load_plan
+
+    assert ctx.lockfile is not None
+    plan = load_plan(ctx.lockfile)
+    result = install_locked(InstallRequest(lockfile=ctx.lockfile, prefix=ctx.prefix,
+                                           name=ctx.loaded.spec.name,
+                                           progress=ctx.req.progress), plan, ctx.gens)
+    if result.action == "up to date":
+        return "up to date", f"generation {result.generation}"
+    return "done", (f"generation {result.generation}: {result.conda_packages} conda, "
+                    f"{result.pip_packages} pip packages")
+
+
+def stage_build(ctx: Context) -> tuple[Action, str]:
+    """Compile the spec's ops into the prefix (cache hits come from the build store)."""
+    ops = tuple(getattr(ctx.resolution, "ops", ()) or ())
+    if not ops:
+        return "skipped", "the spec has no ops"
+    build_op = _optional("builder.build.ops", "build_op")
+    request = _optional("builder.build.ops", "OpBuildRequest")
+    if build_op is None or request is None:
+        return "missing", "builder.build.ops.build_op is not available"
+    from builder import paths
+    from builder.sources import fetch_source
+
+    pinned = {p.name: p for p in _pinned_sources(ctx)}
+    res, done = ctx.resolution, []
+    for op in ops:
+        if op.source not in pinned:
+            raise CheckFailed(f"lockfile {ctx.lockfile} pins no source {op.source!r}",
+                              hint="run `make lock`")
+        root = fetch_source(pinned[op.source], paths.sources_cache(),
+                            spec_dir=ctx.loaded.path.parent)
+        out = build_op(request(
+            name=op.name, source_dir=root / op.path, prefix=ctx.prefix,
+            arch_list=res.arch_list, fixups=op.fixups,
+            cxx_std=res.toolchain.cxx_std if res.toolchain else None))
+        done.append(f"{op.name} ({'cached' if out.cache_hit else 'built'})")
+    return "done", ", ".join(done)
+
+
+def _pinned_sources(ctx: Context) -> list[Any]:
+    from builder.lock.lockfile import envbuild_metadata, read_lockfile
+
+    assert ctx.lockfile is not None
+    return list(envbuild_metadata(read_lockfile(ctx.lockfile)).sources)
+
+
+def stage_sanity(ctx: Context) -> tuple[Action, str]:
+    """Kernel and import checks against the prefix (``envbuild sanity``)."""
+    for module, attr in SANITY_ENTRY_POINTS:
+        fn = _optional(module, attr)
+        if fn is not None:
+            report = fn(ctx.prefix)
+            failed = getattr(report, "failed", None)
+            if failed:
+                raise CheckFailed(f"sanity checks failed for {ctx.prefix}: {failed}",
+                                  hint=f"see `envbuild sanity --prefix {ctx.prefix}`")
+            return "done", str(getattr(report, "summary", "") or "passed")
+    return "missing", "no sanity entry point (builder.sanity) is available"
+
+
+SANITY_ENTRY_POINTS: tuple[tuple[str, str], ...] = (
+    ("builder.sanity", "run_sanity"),
+    ("builder.sanity", "sanity"),
+)
+
+STAGES: tuple[tuple[str, Callable[[Context], tuple[Action, str]]], ...] = (
+    ("resolve", stage_resolve),
+    ("lock", stage_lock),
+    ("install", stage_install),
+    ("build", stage_build),
+    ("sanity", stage_sanity),
+)
+STAGE_NAMES: tuple[str, ...] = tuple(name for name, _ in STAGES)

@@ -1,0 +1,180 @@
+"""Hash-verified package archives in the shared package cache.
+
+Layout under ``builder.paths.pkgs_cache()``::
+
+    archives/<sha256>/<file name>   verified archives (published with os.replace)
+    extracted/                      rattler's extracted packages (hardlink source)
+
+An archive is downloaded (``file://`` or ``http(s)://``) into a temp dir inside
+``archives/``, its sha256 (and md5 when the lock gives one) checked against the
+lockfile, and only then published under its hash: nothing unverified ever
+reaches the cache or a prefix.  Rattler is then pointed at the verified copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from builder.errors import CheckFailed, EnvbuildError
+from builder.install import faults
+from builder.install.plan import CondaRecord
+from builder.util.fs import ensure_cachedir_tag, temp_dir_in
+
+CHUNK = 1 << 20
+INDEX_JSON = "index.json"
+
+
+def archive_root(cache: Path) -> Path:
+    """Where verified archives live."""
+    return cache / "archives"
+
+
+def cached_archive(cache: Path, rec: CondaRecord) -> Path:
+    """Path a verified archive of ``rec`` has in the cache."""
+    return archive_root(cache) / rec.sha256 / rec.file_name
+
+
+def fetch_all(records: Sequence[CondaRecord], cache: Path, *, progress: bool) -> list[Path]:
+    """Make sure every record has a verified archive in ``cache``; return their paths."""
+    ensure_cachedir_tag(cache)
+    missing = [r for r in records if not cached_archive(cache, r).is_file()]
+    if missing:
+        with _progress(progress) as bar:
+            for rec in missing:
+                faults.point("fetch")
+                _fetch_one(rec, cache, bar)
+    return [cached_archive(cache, r) for r in records]
+
+
+def _fetch_one(rec: CondaRecord, cache: Path, bar: Any) -> None:
+    root = archive_root(cache)
+    with temp_dir_in(root, f".dl-{rec.sha256[:12]}-") as tmp:
+        part = tmp / rec.file_name
+        sha, md5 = _download(rec, part, bar)
+        if sha != rec.sha256.lower():
+            raise CheckFailed(
+                f"hash mismatch for {rec.file_name} from {rec.url}:\n"
+                f"  expected sha256 {rec.sha256}\n  got      sha256 {sha}\n"
+                "refused; nothing was installed",
+                hint="the channel's file is not the one that was locked; "
+                     "if the change is intended, run `make lock`")
+        if rec.md5 and md5 != rec.md5.lower():
+            raise CheckFailed(f"md5 mismatch for {rec.file_name}: expected {rec.md5}, got {md5}",
+                              hint="refused; re-lock if the package was legitimately rebuilt")
+        final = root / rec.sha256
+        if final.exists():
+            return
+        holder = tmp / "publish"
+        holder.mkdir()
+        (holder / INDEX_JSON).write_bytes(read_index_json(part))
+        os.replace(part, holder / rec.file_name)
+        try:
+            os.replace(holder, final)
+        except OSError:
+            if not final.is_dir():  # lost a race to an identical publish: fine
+                raise
+
+
+def index_json_of(cache: Path, rec: CondaRecord) -> dict[str, Any]:
+    """The package's own ``info/index.json`` (kept beside its verified archive)."""
+    import json
+
+    data: dict[str, Any] = json.loads((archive_root(cache) / rec.sha256 / INDEX_JSON).read_text())
+    return data
+
+
+def read_index_json(archive: Path) -> bytes:
+    """``info/index.json`` from a ``.conda`` or ``.tar.bz2`` archive."""
+    import tarfile
+    import zipfile
+
+    if archive.name.endswith(".conda"):
+        import zstandard
+
+        with zipfile.ZipFile(archive) as zf:
+            member = next(n for n in zf.namelist() if n.startswith("info-"))
+            with zf.open(member) as raw, zstandard.ZstdDecompressor().stream_reader(raw) as zs, \
+                    tarfile.open(fileobj=zs, mode="r|") as tar:
+                return _member(tar, archive)
+    with tarfile.open(archive, mode="r|bz2") as tar:
+        return _member(tar, archive)
+
+
+def _member(tar: Any, archive: Path) -> bytes:
+    for info in tar:
+        if info.name.lstrip("./") == "info/index.json":
+            fh = tar.extractfile(info)
+            if fh is not None:
+                return bytes(fh.read())
+    raise CheckFailed(f"{archive.name} has no info/index.json: not a conda package")
+
+
+def _download(rec: CondaRecord, dest: Path, bar: Any) -> tuple[str, str]:
+    sha, md5 = hashlib.sha256(), hashlib.md5()
+    try:
+        with _open(rec.url) as src, open(dest, "wb") as out:
+            total = int(getattr(src, "length", None) or 0) or None
+            task = bar.add_task(rec.file_name, total=total) if bar else None
+            for block in iter(lambda: src.read(CHUNK), b""):
+                sha.update(block)
+                md5.update(block)
+                out.write(block)
+                if bar:
+                    bar.update(task, advance=len(block))
+    except (urllib.error.URLError, ConnectionError, TimeoutError, FileNotFoundError) as exc:
+        raise EnvbuildError(
+            f"could not download {rec.url}: {getattr(exc, 'reason', exc)}",
+            hint="check the channel is reachable (or the local channel still exists); "
+                 "the current environment was not changed") from None
+    return sha.hexdigest(), md5.hexdigest()
+
+
+def _open(url: str) -> Any:
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme in ("", "file"):
+        path = urllib.request.url2pathname(parsed.path) if parsed.scheme else url
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the caller's with
+        fh.length = os.fstat(fh.fileno()).st_size  # type: ignore[attr-defined]
+        return fh
+    return urllib.request.urlopen(url, timeout=60)
+
+
+class _progress:
+    """A rich progress display for downloads, or nothing when not wanted."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Any = None
+
+    def __enter__(self) -> Any:
+        if not self.enabled:
+            return None
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TransferSpeedColumn,
+        )
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                            TransferSpeedColumn(), transient=False)
+        self.bar.__enter__()
+        return self.bar
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def clear_cache(cache: Path) -> None:
+    """Remove the whole package cache (benchmarks and tests use it)."""
+    shutil.rmtree(cache, ignore_errors=True)

@@ -1,0 +1,153 @@
+"""Lockfile -> :class:`InstallPlan`: the exact conda and pip records for this platform.
+
+The lockfile is conda-lock's format, read with conda-lock's own models (through
+``builder.lock.lockfile`` when present).  Every record must carry a hash:
+conda records a sha256 (md5 is checked too when given), pip records a sha256;
+an unhashed record is refused, never installed on trust.
+
+Install key contract (``install_key``): sha256 of
+``json.dumps({"schema": 1, "platform": P, "conda": [[url, sha256], ...],
+"pip": [[name, url, sha256], ...]}, sort_keys=True)`` with both lists sorted.
+It names *what is installed*, so a lockfile that only changed comments or
+metadata does not trigger a re-install.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from builder.errors import UsageError
+from builder.util.hashing import payload_digest
+
+PLAN_SCHEMA = 1
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CondaRecord(_Frozen):
+    """One conda package: where to get it and the hashes it must have."""
+
+    name: str
+    version: str
+    build: str
+    subdir: str
+    url: str
+    sha256: str
+    md5: str | None = None
+    depends: tuple[str, ...] = ()
+
+    @property
+    def file_name(self) -> str:
+        """The archive's file name (last URL segment)."""
+        return self.url.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def channel(self) -> str:
+        """The channel URL (the URL without ``/<subdir>/<file>``)."""
+        return self.url.rsplit("/", 2)[0]
+
+
+class PipRecord(_Frozen):
+    """One wheel: exact URL and sha256."""
+
+    name: str
+    version: str
+    url: str
+    sha256: str
+
+
+class InstallPlan(_Frozen):
+    """Everything ``install`` needs from a lockfile."""
+
+    lockfile: str
+    platform: str
+    conda: tuple[CondaRecord, ...]
+    pip: tuple[PipRecord, ...]
+    input_hash: str | None = None
+
+    @property
+    def install_key(self) -> str:
+        """Digest of what gets installed (see module docstring)."""
+        return payload_digest({
+            "schema": PLAN_SCHEMA,
+            "platform": self.platform,
+            "conda": sorted([r.url, r.sha256] for r in self.conda),
+            "pip": sorted([r.name, r.url, r.sha256] for r in self.pip),
+        })
+
+
+def host_platform() -> str:
+    """The conda subdir of this machine (``linux-64``)."""
+    import platform
+    import sys
+
+    machine = platform.machine().lower()
+    arch = {"x86_64": "64", "amd64": "64", "aarch64": "aarch64", "arm64": "arm64",
+            "ppc64le": "ppc64le"}.get(machine, machine)
+    os_name = {"linux": "linux", "darwin": "osx", "win32": "win"}.get(sys.platform, sys.platform)
+    return f"{os_name}-{arch}"
+
+
+def read_lockfile_model(path: Path) -> Any:
+    """The conda-lock ``Lockfile`` model (a clear exit-2 error when missing or unreadable)."""
+    if not path.is_file():
+        raise UsageError(f"lockfile not found: {path}",
+                         hint="run `make lock` (or `envbuild lock SPEC`) to create it")
+    from builder.lock.lockfile import read_lockfile
+
+    try:
+        return read_lockfile(path)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is bad input
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(f"{path}: not a readable conda-lock lockfile ({exc})",
+                         hint="regenerate it with `make lock`") from None
+
+
+def _input_hash(model: Any) -> str | None:
+    try:
+        from builder.lock.lockfile import envbuild_metadata
+
+        return str(envbuild_metadata(model).input_hash)
+    except Exception:  # noqa: BLE001 - metadata is informative only here
+        custom = getattr(model.metadata, "custom_metadata", None) or {}
+        return custom.get("envbuild_input_hash") or custom.get("input_hash")
+
+
+def load_plan(path: Path, platform: str | None = None) -> InstallPlan:
+    """Read ``path`` and select the records for ``platform`` (default: this machine)."""
+    model = read_lockfile_model(path)
+    platform = platform or host_platform()
+    platforms = list(model.metadata.platforms)
+    if platform not in platforms:
+        raise UsageError(
+            f"{path} is a lockfile for {', '.join(platforms) or 'no platform'}, "
+            f"not for this machine ({platform})",
+            hint="lock for this platform on a machine of it, or use the matching lockfile")
+    conda: list[CondaRecord] = []
+    pip: list[PipRecord] = []
+    for dep in model.package:
+        if dep.platform != platform:
+            continue
+        sha = dep.hash.sha256
+        if not sha:
+            raise UsageError(f"{path}: {dep.name} {dep.version} has no sha256 in the lockfile",
+                             hint="every record must be hash-pinned; run `make lock`")
+        if dep.manager == "conda":
+            conda.append(CondaRecord(
+                name=dep.name, version=dep.version, build=dep.build or "0",
+                subdir=dep.url.rsplit("/", 2)[-2], url=dep.url, sha256=sha, md5=dep.hash.md5,
+                depends=tuple(f"{k} {v}".strip() for k, v in sorted(dep.dependencies.items())),
+            ))
+        else:
+            pip.append(PipRecord(name=dep.name, version=dep.version, url=dep.url, sha256=sha))
+    if not conda:
+        raise UsageError(f"{path}: no conda packages for {platform}",
+                         hint="a prefix needs at least python from conda; run `make lock`")
+    return InstallPlan(lockfile=str(path), platform=platform, conda=tuple(conda),
+                       pip=tuple(pip), input_hash=_input_hash(model))

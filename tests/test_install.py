@@ -1,0 +1,157 @@
+"""builder.install: lockfile -> prefix with py-rattler + uv, generations, rollback, activation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from builder.errors import CheckFailed, EnvbuildError, UsageError
+from builder.install import InstallRequest, install, rollback
+from builder.install.generations import Generations
+from builder.install.plan import load_plan
+from builder.install.state import read_state
+from builder.localchannel import LocalChannel, ensure_local_channel, write_channel_lockfile
+from tests.helpers import run_cli
+
+
+@pytest.fixture(scope="session")
+def local(tmp_path_factory: pytest.TempPathFactory) -> LocalChannel:
+    return ensure_local_channel(tmp_path_factory.mktemp("localchannel") / "lc")
+
+
+@pytest.fixture
+def lockfile(local: LocalChannel, tmp_path: Path) -> Path:
+    return write_channel_lockfile(local, tmp_path / "demo.conda-lock.yml")
+
+
+def _py(prefix: Path, code: str) -> str:
+    out = subprocess.run([str(prefix / "bin" / "python"), "-c", code], capture_output=True,
+                         text=True, check=True, env={"PATH": "/usr/bin:/bin"})
+    return out.stdout.strip()
+
+
+def test_install_makes_working_prefix(lockfile: Path, tmp_path: Path) -> None:
+    prefix = tmp_path / "envs" / "demo"
+    result = install(InstallRequest(lockfile=lockfile, prefix=prefix))
+    assert result.action == "installed" and result.generation == 1
+    assert prefix.is_symlink()
+    assert _py(prefix, "import sys; print(sys.prefix)") == str(prefix)
+    assert _py(prefix, "import envbuild_demo_greeting as g; print(g.greet())") == \
+        "hello from the pip layer"
+    tool = (prefix / "bin" / "envbuild-demo-hello").read_text().splitlines()[0]
+    assert tool == f"#!{prefix}/bin/python3"
+    state = read_state(prefix)
+    assert state is not None and state.install_key == load_plan(lockfile).install_key
+    for rel in ("etc/conda/activate.d/envbuild.sh", "etc/conda/deactivate.d/envbuild.sh",
+                "activate"):
+        assert (prefix / rel).is_file()
+
+
+def test_second_install_is_a_noop(lockfile: Path, tmp_path: Path) -> None:
+    prefix = tmp_path / "p"
+    install(InstallRequest(lockfile=lockfile, prefix=prefix))
+    again = install(InstallRequest(lockfile=lockfile, prefix=prefix))
+    assert again.action == "up to date" and again.generation == 1
+
+
+def test_generations_rollback_and_prune(lockfile: Path, tmp_path: Path) -> None:
+    prefix = tmp_path / "p"
+    for _ in range(3):
+        install(InstallRequest(lockfile=lockfile, prefix=prefix, force=True))
+    gens = Generations(prefix)
+    assert gens.current() == 3 and gens.complete() == [2, 3]
+    back = rollback(prefix)
+    assert (back.from_generation, back.to_generation) == (3, 2)
+    assert _py(prefix, "import envbuild_demo_greeting; print('ok')") == "ok"
+    with pytest.raises(CheckFailed):
+        rollback(prefix)
+
+
+def test_activation_scripts_set_and_restore(lockfile: Path, tmp_path: Path) -> None:
+    prefix = tmp_path / "p"
+    install(InstallRequest(lockfile=lockfile, prefix=prefix))
+    script = (f'export CUDA_HOME=/usr/local/cuda; . "{prefix}/activate"; '
+              'echo "$(command -v python)|${CUDA_HOME-unset}|$CUDA_DEVICE_ORDER"; '
+              'envbuild_deactivate; echo "${CUDA_HOME-unset}|${CUDA_DEVICE_ORDER-unset}"')
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True,
+                         env={"PATH": "/usr/bin:/bin"}).stdout.splitlines()
+    assert out[0] == f"{prefix}/bin/python|unset|PCI_BUS_ID"  # CPU env: no toolkit
+    assert out[1] == "/usr/local/cuda|unset"
+
+
+def _tamper(lockfile: Path, name: str) -> Path:
+    text = lockfile.read_text().splitlines()
+    out, inside = [], False
+    for line in text:
+        if line.startswith("- name: "):
+            inside = line == f"- name: {name}"
+        if inside and line.strip().startswith("sha256: "):
+            line = line.split("sha256: ")[0] + "sha256: " + "ab" * 32
+        if inside and line.strip().startswith("md5: "):
+            line = line.split("md5: ")[0] + "md5: " + "cd" * 16
+        out.append(line)
+    bad = lockfile.with_name("tampered.conda-lock.yml")
+    bad.write_text("\n".join(out) + "\n")
+    return bad
+
+
+@pytest.mark.parametrize("name", ["envbuild-demo-tool", "envbuild-demo-greeting"])
+def test_hash_mismatch_refused_prefix_untouched(lockfile: Path, tmp_path: Path,
+                                                name: str) -> None:
+    prefix = tmp_path / "p"
+    install(InstallRequest(lockfile=lockfile, prefix=prefix))
+    with pytest.raises(EnvbuildError) as err:
+        install(InstallRequest(lockfile=_tamper(lockfile, name), prefix=prefix))
+    assert "hash" in str(err.value).lower() or "hash" in (err.value.hint or "")
+    assert Generations(prefix).current() == 1
+    assert sorted(p.name for p in Generations(prefix).root.iterdir()) == [".lock", "1"]
+    assert _py(prefix, "import envbuild_demo_greeting; print('ok')") == "ok"
+
+
+def test_tampered_archive_never_enters_cache(lockfile: Path, tmp_path: Path) -> None:
+    with pytest.raises(CheckFailed, match="hash mismatch"):
+        install(InstallRequest(lockfile=_tamper(lockfile, "envbuild-demo-tool"),
+                               prefix=tmp_path / "p"))
+    assert not (tmp_path / "p").exists()
+    from builder import paths
+
+    assert not (paths.pkgs_cache() / "archives" / ("ab" * 32)).exists()
+
+
+def test_missing_lockfile_exit_2(tmp_path: Path) -> None:
+    out = run_cli("install", str(tmp_path / "nope.conda-lock.yml"), "--prefix",
+                  str(tmp_path / "p"))
+    assert out.returncode == 2 and "lockfile not found" in out.stderr
+    assert "make lock" in out.stderr
+
+
+def test_other_platform_lockfile_exit_2(local: LocalChannel, tmp_path: Path) -> None:
+    lf = write_channel_lockfile(local, tmp_path / "osx.conda-lock.yml", platform="osx-arm64")
+    out = run_cli("install", str(lf), "--prefix", str(tmp_path / "p"))
+    assert out.returncode == 2, out.stderr
+    assert "osx-arm64" in out.stderr and "linux-64" in out.stderr
+
+
+def test_unmanaged_prefix_is_refused(lockfile: Path, tmp_path: Path) -> None:
+    prefix = tmp_path / "mine"
+    prefix.mkdir()
+    (prefix / "precious.txt").write_text("x")
+    with pytest.raises(UsageError, match="not an envbuild prefix"):
+        install(InstallRequest(lockfile=lockfile, prefix=prefix))
+    assert (prefix / "precious.txt").read_text() == "x"
+
+
+def test_cli_install_then_up_to_date(lockfile: Path, tmp_path: Path) -> None:
+    prefix = tmp_path / "p"
+    first = run_cli("install", str(lockfile), "--prefix", str(prefix))
+    assert first.returncode == 0, first.stderr
+    assert "installed 3 conda + 1 pip" in first.stdout
+    second = run_cli("install", str(lockfile), "--prefix", str(prefix))
+    assert second.returncode == 0 and "up to date" in second.stdout
+    state = json.loads((prefix / ".envbuild" / "state.json").read_text())
+    assert state["generation"] == 1 and state["prefix"] == str(prefix)
+    assert os.readlink(prefix) == "p.envbuild-gens/1"
