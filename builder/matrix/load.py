@@ -1,0 +1,104 @@
+"""Loading the matrix data files, with a parsed-JSON cache.
+
+``matrix_version`` is ``m<schema>-`` plus the first 16 hex digits of
+``sha256(for each data file sorted by name: name NUL bytes NUL)``: any edit of a data
+file changes it, and it goes into every Resolution (so into the lock's input hash).
+
+Parsing YAML costs tens of milliseconds on the hot path of ``envbuild resolve``; the
+parsed data is therefore cached as JSON under ``$ENVBUILD_HOME/matrix/<version>.json``
+(written atomically; a corrupt or unwritable cache only costs the parse).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from builder.errors import EnvbuildError
+
+SCHEMA = 1
+DATA_DIR = Path(__file__).resolve().parent / "data"
+# data file stem -> Matrix field; one place to add a file
+FILES = ("torch", "cuda", "toolchain", "builds", "gpus", "sources")
+
+
+def _read_all(data_dir: Path) -> dict[str, bytes]:
+    return {name: (data_dir / f"{name}.yaml").read_bytes() for name in FILES}
+
+
+def version_of(blobs: dict[str, bytes]) -> str:
+    """The matrix version string for these data file contents."""
+    h = hashlib.sha256()
+    for name in sorted(blobs):
+        h.update(name.encode() + b"\0" + blobs[name] + b"\0")
+    return f"m{SCHEMA}-{h.hexdigest()[:16]}"
+
+
+def _parse(blobs: dict[str, bytes]) -> dict[str, Any]:
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe")
+    out: dict[str, Any] = {}
+    for name, blob in blobs.items():
+        try:
+            out[name] = yaml.load(blob)
+        except Exception as exc:  # noqa: BLE001 - a broken data file is a packaging bug
+            raise EnvbuildError(f"matrix data file {name}.yaml is malformed: {exc}") from None
+    return out
+
+
+def _cache_path(version: str) -> Path | None:
+    from builder import paths
+
+    try:
+        return paths.home() / "matrix" / f"{version}.json"
+    except (OSError, RuntimeError):  # no home directory at all
+        return None
+
+
+def _cached(version: str) -> dict[str, Any] | None:
+    path = _cache_path(version)
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _store(version: str, data: dict[str, Any]) -> None:
+    path = _cache_path(version)
+    if path is None:
+        return
+    from builder.util.fs import atomic_write_bytes
+
+    # a read-only home only loses the cache
+    with contextlib.suppress(OSError):
+        atomic_write_bytes(path, json.dumps(data, separators=(",", ":")).encode())
+
+
+@functools.lru_cache(maxsize=4)
+def load_matrix(data_dir: Path | None = None) -> Any:
+    """The :class:`~builder.matrix.models.Matrix` (parsed once per process)."""
+    from pydantic import ValidationError
+
+    from builder.matrix.models import Matrix
+
+    blobs = _read_all(data_dir or DATA_DIR)
+    version = version_of(blobs)
+    raw = _cached(version)
+    fresh = raw is None
+    if raw is None:
+        raw = _parse(blobs)
+    try:
+        matrix = Matrix.model_validate({"version": version, **raw})
+    except ValidationError as exc:
+        raise EnvbuildError(f"matrix data does not match its schema: {exc}") from None
+    if fresh:
+        _store(version, raw)
+    return matrix
