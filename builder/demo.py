@@ -1,8 +1,10 @@
-"""``make demo``: every stage of ``envbuild env`` offline, on ``envspecs/demo.yaml``.
+"""``make demo``: every stage of ``envbuild env`` on ``envspecs/demo.yaml``, no conda channel.
 
-Builds (once) a local conda channel of real packages and a wheelhouse under
-``.envbuild/demo/`` (see :mod:`builder.localchannel`), then runs ``envbuild env``
-with that channel.  A second run is a no-op.
+Builds (once) a local conda channel of real packages under ``.envbuild/demo/`` (the host
+python packaged as a conda package, see :mod:`builder.localchannel`) and fills the local
+wheelhouse with the pip layer's torch wheel and its dependencies (``pip download``, once:
+from the machine's pip configuration and caches, or PyPI and the PyTorch CPU index), then
+runs ``envbuild env`` with that channel.  A second run is a no-op.
 """
 
 from __future__ import annotations
@@ -14,12 +16,47 @@ REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "envspecs" / "demo.yaml"
 
 
+def fill_wheelhouse(wheelhouse: Path, spec: Path = SPEC) -> None:
+    """Download the resolution's pip requirements (with dependencies) into ``wheelhouse``.
+
+    Skipped when a ``.complete`` marker names the same requirements.
+    """
+    from builder.resolve import ResolveRequest, resolve
+    from builder.spec import load_spec
+    from builder.util.cmd import run
+    from builder.util.fs import atomic_write_text
+
+    res = resolve(load_spec(spec), ResolveRequest(cuda="cpu"))
+    reqs = [r for r in res.pip if r.split("==")[0].strip() in {"torch", "torchvision"}]
+    marker = wheelhouse / ".torch-complete"
+    key = "\n".join(reqs + list(res.pip_index_urls)) + "\n"
+    if marker.exists() and marker.read_text() == key:
+        return
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary", ":all:",
+           "--dest", str(wheelhouse), "--python-version", res.python,
+           "--platform", "manylinux_2_28_x86_64", "--implementation", "cp", *reqs]
+    for url in res.pip_index_urls:
+        cmd += ["--extra-index-url", url]
+    print(f"filling the demo wheelhouse with {', '.join(reqs)} and dependencies ...",
+          file=sys.stderr)
+    run(cmd, hint="the wheelhouse is filled once with pip download: it needs the wheels in "
+                  "pip's configured find-links/index or access to PyPI")
+    atomic_write_text(marker, key)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Build the local channel, then run ``envbuild env`` on the demo spec."""
+    """Build the local channel and wheelhouse, then run ``envbuild env`` on the demo spec."""
     from builder.cli import main as cli_main
+    from builder.errors import EnvbuildError
     from builder.localchannel import ensure_local_channel
 
     local = ensure_local_channel(REPO / ".envbuild" / "demo")
+    try:
+        fill_wheelhouse(local.wheelhouse)
+    except EnvbuildError as exc:
+        print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
     args = ["env", str(SPEC.relative_to(REPO)), "--cuda", "cpu",
             "--channel", local.channel_url, *(argv or [])]
     cli_main(args)

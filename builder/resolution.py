@@ -56,7 +56,7 @@ class Resolution(_Frozen):
     name: str
     python: str  # major.minor
     torch: str  # exact version, e.g. "1.13.1"
-    torchvision: str
+    torchvision: str | None  # None when the spec says torchvision: false
     cuda: str  # major.minor, or "cpu" for a CPU-only torch
     provider: Literal["conda", "pypi"]
     channels: tuple[str, ...]

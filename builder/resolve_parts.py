@@ -43,7 +43,7 @@ def build_resolution(r: _Resolver, release: TorchRelease, provider: str, cuda: s
                          f"{', '.join(toolchain.nvcc_fallback_specs) or 'none'} (same major)")
     r.explain.append(f"C++ standard {std.std}: what torch {release.torch}'s cpp_extension "
                      f"passes ({std.source})")
-    pkgs = torch_packages(m, release, provider, cuda, python)
+    pkgs = torch_packages(m, release, provider, cuda, python, torchvision=spec.torchvision)
     tool_specs = ([toolchain.nvcc_spec or "", *toolchain.nvcc_fallback_specs,
                    *toolchain.extra_conda] if toolchain else [])
     base = spec.channels if spec.channels is not None else pkgs.channels
@@ -57,7 +57,8 @@ def build_resolution(r: _Resolver, release: TorchRelease, provider: str, cuda: s
                         [host.spec] if host.spec else [], ["ninja"],
                         ["pip"] if (spec.pip or pkgs.pip) else [], spec.conda)
     return Resolution(
-        name=spec.name, python=python, torch=release.torch, torchvision=release.torchvision,
+        name=spec.name, python=python, torch=release.torch,
+        torchvision=release.torchvision if spec.torchvision else None,
         cuda=cuda, provider=spec.torch_from, channels=tuple(channels),
         arch_list=arch.arch_list, host_compiler=host, toolchain=toolchain, conda=conda,
         pip=_pip(r, pkgs.pip), pip_index_urls=pkgs.index_urls,
@@ -71,7 +72,7 @@ def build_cpu_resolution(r: _Resolver, release: TorchRelease, python: str) -> Re
     """A CPU-only resolution (PyPI CPU wheels): no toolchain, no arch list."""
     m, spec = r.m, r.spec
     std = q.cxx_std(m, release.torch)
-    pkgs = torch_packages(m, release, "pypi", q.CPU, python)
+    pkgs = torch_packages(m, release, "pypi", q.CPU, python, torchvision=spec.torchvision)
     newest = max(m.toolchain.gxx_majors)
     # no nvcc bounds the compiler: C++-only ops build with the system g++
     host = HostCompiler(name="g++", max_major=newest, min_major=std.gcc_min, spec=None)
@@ -80,7 +81,8 @@ def build_cpu_resolution(r: _Resolver, release: TorchRelease, python: str) -> Re
     base = spec.channels if spec.channels is not None else pkgs.channels
     conda = merge_specs([f"python {python}.*", "pip"], spec.conda)
     return Resolution(
-        name=spec.name, python=python, torch=release.torch, torchvision=release.torchvision,
+        name=spec.name, python=python, torch=release.torch,
+        torchvision=release.torchvision if spec.torchvision else None,
         cuda=q.CPU, provider=spec.torch_from, channels=tuple(base), arch_list=(),
         host_compiler=host, toolchain=None, conda=conda, pip=_pip(r, pkgs.pip),
         pip_index_urls=pkgs.index_urls, ops=_ops(r.loaded, m, release.torch),

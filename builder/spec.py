@@ -166,6 +166,7 @@ class EnvSpec(Strict):
     python: str
     torch: str
     torch_from: Literal["conda", "pypi"] = "conda"
+    torchvision: bool = True  # false: a project that needs torch alone
     cuda: CudaSpec | None = None
     channels: tuple[str, ...] | None = None
     conda: tuple[str, ...] = ()

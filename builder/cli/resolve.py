@@ -107,7 +107,9 @@ def render(res: dict[str, Any]) -> str:
     tc, hc = res.get("toolchain"), res["host_compiler"]
     pad = "\n                 "
     lines = [
-        f"{res['name']}: torch {res['torch']} + torchvision {res['torchvision']}, python "
+        f"{res['name']}: torch {res['torch']}"
+        + (f" + torchvision {res['torchvision']}" if res["torchvision"] else "")
+        + ", python "
         f"{res['python']}, {'CPU only' if res['cuda'] == 'cpu' else 'CUDA ' + res['cuda']} "
         f"({res['provider']})",
         "",

@@ -31,13 +31,15 @@ def _fmt(template: str, *, cuda: str, python: str) -> str:
 
 
 def torch_packages(m: Matrix, release: TorchRelease, provider: str, cuda: str,
-                   python: str) -> TorchPackages:
-    """Conda specs (or pip pins and index) for torch + torchvision + the CUDA runtime."""
+                   python: str, *, torchvision: bool = True) -> TorchPackages:
+    """Conda specs (or pip pins and index) for torch (+ torchvision) + the CUDA runtime."""
     info = provider_info(m, provider)
     if provider == "pypi":
-        return _pypi(release, info.index or "", cuda)
+        return _pypi(release, info.index or "", cuda, torchvision)
     build = f" {_fmt(info.build, cuda=cuda, python=python)}" if info.build else ""
-    conda = [f"{info.package} {release.torch}{build}", f"torchvision {release.torchvision}"]
+    conda = [f"{info.package} {release.torch}{build}"]
+    if torchvision:
+        conda.append(f"torchvision {release.torchvision}")
     channels: tuple[str, ...] = ()
     for row in info.cuda_package:
         if in_range(release.torch, row.torch):
@@ -47,14 +49,15 @@ def torch_packages(m: Matrix, release: TorchRelease, provider: str, cuda: str,
     return TorchPackages(tuple(conda), (), channels, ())
 
 
-def _pypi(release: TorchRelease, index: str, cuda: str) -> TorchPackages:
+def _pypi(release: TorchRelease, index: str, cuda: str, torchvision: bool) -> TorchPackages:
     if cuda == release.pypi_default:
         # the plain PyPI wheel is this CUDA's build: no extra index, no local tag
-        pins = (f"torch=={release.torch}", f"torchvision=={release.torchvision}")
-        return TorchPackages((), pins, ("conda-forge",), ())
+        pins = [f"torch=={release.torch}", f"torchvision=={release.torchvision}"]
+        return TorchPackages((), tuple(pins[: 1 + torchvision]), ("conda-forge",), ())
     tag = CPU if cuda == CPU else "cu" + cuda.replace(".", "")
-    pins = (f"torch=={release.torch}+{tag}", f"torchvision=={release.torchvision}+{tag}")
-    return TorchPackages((), pins, ("conda-forge",), (index.format(tag=tag),))
+    pins = [f"torch=={release.torch}+{tag}", f"torchvision=={release.torchvision}+{tag}"]
+    return TorchPackages((), tuple(pins[: 1 + torchvision]), ("conda-forge",),
+                         (index.format(tag=tag),))
 
 
 def package_name(spec: str) -> str:

@@ -1,0 +1,67 @@
+"""``envbuild lock``: spec -> resolution -> hash-pinned lockfile (or ``--check`` it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from builder.errors import CheckFailed
+
+
+@click.command("lock")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--cuda", help="target CUDA version X.Y (default: the spec's cuda.default)")
+@click.option("--channel-snapshot", type=click.Path(file_okay=False, path_type=Path),
+              help="solve offline from DIR/<channel>/<subdir>/repodata.json + channels.json")
+@click.option("--channel", "channels", multiple=True, metavar="URL|NAME=URL",
+              help="mirror: NAME=URL replaces one channel; bare URLs replace them all")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="lockfile path (default: lockfiles/<name>-cu<XY>.conda-lock.yml)")
+@click.option("--check", is_flag=True, help="exit 1 and say what changed when the lockfile "
+              "is stale; write nothing")
+@click.option("--solver", default="rattler", show_default=True,
+              type=click.Choice(["rattler", "conda-lock"]), help="conda solver backend")
+@click.option("--source", "sources", multiple=True, metavar="NAME=PATH",
+              help="read a source from a local git repo (bare or not) or a plain directory")
+def lock(spec_path: Path, cuda: str | None, channel_snapshot: Path | None,
+         channels: tuple[str, ...], output: Path | None, check: bool, solver: str,
+         sources: tuple[str, ...]) -> None:
+    """Lock SPEC for one CUDA version into a conda-lock lockfile with every hash."""
+    from builder.lock import LockRequest, default_lockfile_path
+    from builder.lock import check as check_lock
+    from builder.lock import lock as run_lock
+    from builder.resolve import ResolveRequest, resolve
+    from builder.sources import parse_source_overrides
+    from builder.spec import load_spec
+
+    loaded = load_spec(spec_path)
+    resolution = resolve(loaded, ResolveRequest(cuda=cuda))
+    path = output or default_lockfile_path(loaded, resolution)
+    req = LockRequest(spec=loaded, resolution=resolution, output=path,
+                      channel_snapshot=channel_snapshot, channels=channels, solver=solver,
+                      source_overrides=parse_source_overrides(sources))
+    if check:
+        problems = check_lock(req)
+        if problems:
+            raise CheckFailed(f"{path} is stale:\n" + "\n".join(f"  - {p}" for p in problems),
+                              hint=f"re-lock with `envbuild lock {spec_path} --cuda "
+                                   f"{resolution.cuda}` and commit the result")
+        click.echo(f"{path}: up to date (input hash {_short(req, path)})")
+        return
+    result = run_lock(req)
+    for warning in result.warnings:
+        click.secho("warning: ", fg="yellow", err=True, nl=False)
+        click.echo(warning, err=True)
+    stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
+    click.echo(f"locked {resolution.name} for CUDA {resolution.cuda}: "
+               f"{result.conda_count} conda + {result.pip_count} pip packages"
+               + (f", nvcc {result.nvcc}" if result.nvcc else ""))
+    click.echo(f"  {result.path}\n  {result.environment_path}")
+    click.echo(f"  input hash {result.input_hash[:16]}  ({stages})")
+
+
+def _short(req: object, path: Path) -> str:
+    from builder.lock.lockfile import envbuild_metadata, read_lockfile
+
+    return envbuild_metadata(read_lockfile(path)).input_hash[:16]

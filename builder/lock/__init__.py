@@ -1,0 +1,50 @@
+"""Locking: spec + resolution -> a hash-pinned conda-lock lockfile (+ environment.yml).
+
+Public API::
+
+    lock(LockRequest(...)) -> LockResult      # solve conda (rattler) + PyPI (uv), pin sources
+    check(LockRequest(...)) -> list[str]      # what changed vs the committed lockfile; [] = fresh
+    default_lockfile_path(spec, resolution)   # <repo>/lockfiles/<name>-cu<XY>.conda-lock.yml
+
+Reading lockfiles: :mod:`builder.lock.lockfile` (``read_lockfile``, ``envbuild_metadata``).
+Heavy dependencies (rattler, conda-lock, uv) are imported only when a lock runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from builder.lock.pipeline import LockResult, default_lockfile_path
+from builder.resolution import Resolution
+from builder.spec import LoadedSpec
+
+__all__ = ["LockRequest", "LockResult", "check", "default_lockfile_path", "lock"]
+
+
+@dataclass(frozen=True)
+class LockRequest:
+    """One lock: which spec and resolution, where to write, where repodata comes from."""
+
+    spec: LoadedSpec
+    resolution: Resolution
+    output: Path
+    channel_snapshot: Path | None = None
+    channels: tuple[str, ...] = ()  # --channel URL or NAME=URL
+    solver: str = "rattler"
+    source_overrides: Mapping[str, Path] = field(default_factory=dict)
+
+
+def lock(req: LockRequest) -> LockResult:
+    """Solve and write ``req.output`` (atomically) and the environment.yml beside it."""
+    from builder.lock.api import run_lock
+
+    return run_lock(req)
+
+
+def check(req: LockRequest) -> list[str]:
+    """What changed since ``req.output`` was written ([] when it is fresh)."""
+    from builder.lock.api import run_check
+
+    return run_check(req)

@@ -1,0 +1,159 @@
+"""The two entry points behind :func:`builder.lock.lock` and :func:`builder.lock.check`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from builder.lock.lockfile import (
+    EnvbuildMeta,
+    build_lockfile,
+    envbuild_metadata,
+    locked_dependencies,
+    packages_digest,
+    read_lockfile,
+    render_lockfile,
+)
+from builder.lock.pipeline import (
+    LockResult,
+    _Prepared,
+    _Timer,
+    exclude_newer_cutoff,
+    make_meta,
+    pip_origins,
+    prepare,
+    relpath,
+    solve_conda,
+)
+from builder.lock.render import environment_path, render_environment
+from builder.util.fs import atomic_write_text
+
+if TYPE_CHECKING:
+    from builder.lock import LockRequest
+    from builder.lock.conda_layer import CondaRecord
+    from builder.lock.pypi_layer import PipRecord
+
+
+def _solve_pypi(req: LockRequest, records: list[CondaRecord]) -> tuple[list[PipRecord],
+                                                                       list[str]]:
+    from builder.lock.pypi_layer import PypiRequest, python_provided, solve_pypi
+
+    res, spec = req.resolution, req.spec.spec
+    if not res.pip:
+        return [], []
+    python = next((r.version for r in records if r.name == "python"), res.python)
+    opts = spec.pip_options
+    spec_dir = req.spec.path.resolve().parent
+    find_links = tuple(link if "://" in link else str((spec_dir / link).resolve())
+                       for link in opts.find_links)
+    return solve_pypi(PypiRequest(
+        requirements=res.pip, python_version=python,
+        glibc=res.virtual_packages.get("__glibc", "2.17"), provided=python_provided(records),
+        index_url=opts.index_url, extra_index_urls=(*opts.extra_index_urls,
+                                                    *res.pip_index_urls),
+        find_links=find_links, no_index=opts.no_index,
+        exclude_newer=exclude_newer_cutoff(spec.exclude_newer),
+        origins=pip_origins(req.spec, res.pip)))
+
+
+def _texts(req: LockRequest, prep: _Prepared, packages: list[Any], meta_args: dict[str, Any],
+           channels: list[str]) -> tuple[str, str, EnvbuildMeta]:
+    output = req.output
+    spec_rel = relpath(req.spec.path, output.parent)
+    probe = build_lockfile(packages, make_meta(req, prep, packages_digest="", **meta_args),
+                           [], spec_rel)
+    meta = make_meta(req, prep, packages_digest=packages_digest(probe.package), **meta_args)
+    model = build_lockfile(packages, meta, channels, spec_rel)
+    shown_spec = relpath(req.spec.path, output.parent.parent)
+    text = render_lockfile(model, shown_spec, req.resolution.cuda)
+    return text, render_environment(model, meta, output.name), meta
+
+
+def run_lock(req: LockRequest) -> LockResult:
+    """Every stage, timed; files are written only when everything succeeded."""
+    from builder.sources import pin_sources
+
+    timer = _Timer()
+    with timer("prepare"):
+        prep = prepare(req)
+    with timer("conda"):
+        conda = solve_conda(req, prep)
+        records = conda.records
+    with timer("pypi"):
+        pip, pip_warnings = _solve_pypi(req, records)
+    with timer("sources"):
+        sources = pin_sources(req.spec, req.source_overrides)
+    with timer("write"):
+        packages = locked_dependencies(records, pip, req.spec.spec.platform)
+        meta_args = {"nvcc": conda.nvcc, "warnings": [*conda.warnings, *pip_warnings],
+                     "records": records, "sources": sources}
+        channels = [e.url for e in conda.plan.all_entries]
+        text, env_text, meta = _texts(req, prep, packages, meta_args, channels)
+        env_path = environment_path(req.output)
+        atomic_write_text(env_path, env_text)
+        atomic_write_text(req.output, text)  # the lockfile last: it is what others read
+    return LockResult(path=req.output, environment_path=env_path, input_hash=meta.input_hash,
+                      conda_count=len(records), pip_count=len(pip), timings=timer.timings,
+                      warnings=meta.warnings, nvcc=conda.nvcc)
+
+
+def _diff_list(kind: str, old: list[str], new: list[str]) -> list[str]:
+    added = [s for s in new if s not in old]
+    removed = [s for s in old if s not in new]
+    out = []
+    if added:
+        out.append(f"{kind} specs added: {', '.join(added)}")
+    if removed:
+        out.append(f"{kind} specs removed: {', '.join(removed)}")
+    return out
+
+
+_WHAT = {
+    "lock_schema": "envbuild's lock schema changed",
+    "spec": "the envspec changed",
+    "resolution": "the resolution changed (torch/CUDA/toolchain/conda or pip pins)",
+    "matrix_version": "the compatibility matrix data changed",
+    "channels": "the channels (or the snapshot's content) changed",
+    "solver": "the solver changed",
+}
+
+
+def run_check(req: LockRequest) -> list[str]:
+    """Differences between what ``req`` would lock and the file at ``req.output``."""
+    if not req.output.is_file():
+        return [f"{req.output} does not exist; run `envbuild lock` to create it"]
+    lockfile = read_lockfile(req.output)
+    meta = envbuild_metadata(lockfile)
+    prep = prepare(req)
+    problems = []
+    for key, new in prep.components.items():
+        old = meta.inputs.get(key)
+        if old != new:
+            detail = f" ({old} -> {new})" if key in {"matrix_version", "solver",
+                                                     "lock_schema"} else ""
+            problems.append(_WHAT.get(key, f"input {key!r} changed") + detail)
+    problems += _diff_list("conda", meta.requested.get("conda", []), list(prep.base_specs))
+    problems += _diff_list("pip", meta.requested.get("pip", []), list(req.resolution.pip))
+    if packages_digest(lockfile.package) != meta.packages_digest:
+        problems.append("the lockfile's package records were edited by hand")
+    problems += _check_path_sources(req, meta)
+    env_path = environment_path(req.output)
+    expected = render_environment(lockfile, meta, req.output.name)
+    if not env_path.is_file() or env_path.read_text(encoding="utf-8") != expected:
+        problems.append(f"{env_path.name} is missing or does not match the lockfile")
+    return problems
+
+
+def _check_path_sources(req: LockRequest, meta: EnvbuildMeta) -> list[str]:
+    from builder.spec import PathSource
+    from builder.util.hashing import default_source_exclude, tree_digest
+
+    out = []
+    for pinned in meta.sources:
+        src = req.spec.spec.sources.get(pinned.name)
+        if pinned.kind != "path" or not isinstance(src, PathSource):
+            continue
+        root = Path(req.source_overrides.get(pinned.name) or req.spec.source_path(pinned.name))
+        if not root.is_dir() or tree_digest(root, default_source_exclude) != pinned.sha256:
+            out.append(f"path source {pinned.name!r} ({root}) changed since it was locked")
+    return out

@@ -1,0 +1,184 @@
+"""The lockfile: conda-lock's format, built and read with conda-lock's own models.
+
+On disk it is what conda-lock itself writes (``version: 1``, ``Lockfile.to_v1()``
+dumped with PyYAML, packages alpha-sorted, virtual packages filtered), under an
+envbuild header comment, so ``conda-lock install``, ``conda-lock render`` and
+``micromamba create -f`` read it.  Bytes are deterministic: no timestamps, sorted
+records, sorted metadata.
+
+envbuild's own data lives in ``metadata.custom_metadata`` under ``envbuild.*``
+keys (values are strings; lists and mappings are canonical JSON).  Read it with
+:func:`envbuild_metadata`; read the whole file with :func:`read_lockfile`.
+``metadata.content_hash`` holds the envbuild input hash per platform, and
+``metadata.sources`` the spec file relative to the lockfile's directory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from builder.errors import UsageError
+from builder.sources import PinnedSource
+from builder.util.hashing import payload_digest
+
+if TYPE_CHECKING:
+    from conda_lock.lockfile.v2prelim.models import LockedDependency, Lockfile
+
+    from builder.lock.conda_layer import CondaRecord
+    from builder.lock.pypi_layer import PipRecord
+
+LOCK_SCHEMA = 1
+PREFIX = "envbuild."
+# EnvbuildMeta fields stored as canonical JSON; all others are plain strings
+JSON_KEYS = frozenset({"lock_schema", "inputs", "requested", "virtual_packages", "sources",
+                       "warnings"})
+
+
+class EnvbuildMeta(BaseModel):
+    """envbuild's metadata inside a lockfile (what install, build and --check read)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lock_schema: int
+    input_hash: str
+    spec_name: str
+    cuda: str
+    platform: str = "linux-64"
+    solver: str
+    channels: str  # "snapshot" | "live" | "mirror"
+    provenance: str
+    nvcc: str | None = None
+    newest_record: str | None = None  # date of the newest conda record (provenance)
+    inputs: dict[str, str]  # component -> digest (what --check compares)
+    requested: dict[str, list[str]]  # {"conda": [...], "pip": [...]} (for readable diffs)
+    virtual_packages: dict[str, str]
+    sources: tuple[PinnedSource, ...] = ()
+    warnings: tuple[str, ...] = ()
+    packages_digest: str
+
+
+def _split_dep(dep: str) -> tuple[str, str]:
+    name, _, rest = dep.strip().partition(" ")
+    return name, rest.strip() or "*"
+
+
+def _conda_dependencies(depends: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for dep in depends:
+        name, spec = _split_dep(dep)
+        out[name] = f"{out[name]},{spec}" if name in out else spec
+    return dict(sorted(out.items()))
+
+
+def locked_dependencies(conda: Sequence[CondaRecord], pip: Sequence[PipRecord],
+                        platform: str) -> list[LockedDependency]:
+    """conda-lock ``LockedDependency`` entries for the solved records."""
+    from conda_lock.lockfile.v2prelim.models import HashModel, LockedDependency
+
+    deps = [LockedDependency(
+        name=r.name, version=r.version, manager="conda", platform=platform,
+        dependencies=_conda_dependencies(r.depends), url=r.url,
+        hash=HashModel(md5=r.md5, sha256=r.sha256), categories={"main"}, build=r.build,
+    ) for r in conda]
+    deps += [LockedDependency(
+        name=p.name, version=p.version, manager="pip", platform=platform, dependencies={},
+        url=p.url, hash=HashModel(sha256=p.sha256), categories={"main"},
+    ) for p in pip]
+    return deps
+
+
+def packages_digest(packages: Iterable[Any]) -> str:
+    """Digest of the records (manager, name, version, build, url, hashes, dependencies)."""
+    rows = sorted([p.manager, p.name, p.version, p.build or "", p.url, p.hash.md5 or "",
+                   p.hash.sha256 or "", sorted(p.dependencies.items())] for p in packages)
+    return payload_digest({"schema": LOCK_SCHEMA, "packages": rows})
+
+
+def meta_to_custom(meta: EnvbuildMeta) -> dict[str, str]:
+    """``EnvbuildMeta`` as conda-lock's ``custom_metadata`` (str -> str, sorted keys)."""
+    out: dict[str, str] = {}
+    for key in sorted(EnvbuildMeta.model_fields):
+        value = getattr(meta, key)
+        if value is None:
+            continue
+        if key not in JSON_KEYS:
+            out[PREFIX + key] = str(value)
+        else:
+            plain = [s.model_dump(mode="json") for s in value] if key == "sources" else value
+            out[PREFIX + key] = json.dumps(plain, sort_keys=True, separators=(",", ":"))
+    return out
+
+
+def build_lockfile(packages: list[LockedDependency], meta: EnvbuildMeta,
+                   channels: Sequence[str], spec_rel: str) -> Lockfile:
+    """The conda-lock model of the whole lockfile."""
+    from conda_lock.lockfile.v2prelim.models import Lockfile, LockMeta
+
+    metadata = LockMeta(
+        content_hash={meta.platform: meta.input_hash}, channels=list(channels),
+        platforms=[meta.platform], sources=[spec_rel], custom_metadata=meta_to_custom(meta))
+    return Lockfile(package=packages, metadata=metadata)
+
+
+def render_lockfile(lockfile: Lockfile, spec_rel: str, cuda: str) -> str:
+    """The file's exact text (conda-lock's own serialisation under an envbuild header)."""
+    import yaml
+
+    lockfile.alphasort_inplace()
+    lockfile.filter_virtual_packages_inplace()
+    header = (
+        "# Generated by envbuild in conda-lock's format.  DO NOT EDIT: regenerate with\n"
+        f"#     envbuild lock {spec_rel} --cuda {cuda}\n"
+        "# and check freshness with `envbuild lock ... --check`.  Install with any of:\n"
+        "#     envbuild install THIS_FILE\n"
+        "#     conda-lock install -n YOURENV THIS_FILE\n"
+        "#     micromamba create -n YOURENV -f THIS_FILE\n")
+    body = yaml.dump(lockfile.to_v1().dict_for_output(), sort_keys=False)
+    return header + str(body)
+
+
+def read_lockfile(path: Path) -> Lockfile:
+    """Parse ``path`` with conda-lock's parser (a usage error when missing or malformed)."""
+    from conda_lock.lockfile import parse_conda_lock_file
+
+    try:
+        return parse_conda_lock_file(Path(path))
+    except FileNotFoundError:
+        raise UsageError(f"lockfile not found: {path}",
+                         hint="create it with `envbuild lock SPEC --cuda X.Y`") from None
+    except (ValueError, ValidationError, TypeError, KeyError, AttributeError) as exc:
+        raise UsageError(f"{path}: not a readable conda-lock lockfile ({exc})",
+                         hint="regenerate it with `envbuild lock`") from None
+    except Exception as exc:  # yaml errors have no common base we import here
+        raise UsageError(f"{path}: not a readable conda-lock lockfile ({exc})",
+                         hint="regenerate it with `envbuild lock`") from None
+
+
+def envbuild_metadata(lockfile: Lockfile) -> EnvbuildMeta:
+    """envbuild's metadata of a parsed lockfile (a usage error when it has none)."""
+    custom = lockfile.metadata.custom_metadata or {}
+    raw: dict[str, Any] = {}
+    for key in EnvbuildMeta.model_fields:
+        text = custom.get(PREFIX + key)
+        if text is None:
+            continue
+        raw[key] = _loads(text) if key in JSON_KEYS else text
+    try:
+        return EnvbuildMeta.model_validate(raw)
+    except ValidationError as exc:
+        raise UsageError(f"lockfile has no valid envbuild metadata ({exc.error_count()} "
+                         "problem(s), first: " + exc.errors()[0]["msg"] + ")",
+                         hint="was it written by envbuild? regenerate it with `envbuild lock`"
+                         ) from None
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None  # reported by the model validation as a wrong type

@@ -1,0 +1,248 @@
+"""``lock`` and ``check``: a list of named, timed stages from a resolution to a lockfile.
+
+Stages: channels (plan + identity) -> conda (nvcc choice + solve) -> pypi (uv) ->
+sources (pin) -> write (lockfile + environment.yml, atomically, lockfile last).
+Any failure raises before anything is written, so a lockfile is whole or absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from builder.lock import inputs
+from builder.lock.channels import ChannelPlan, identity, plan_channels, provenance
+from builder.lock.channels import with_qualified_channel as _qualify
+from builder.lock.conda_layer import (
+    CondaRecord,
+    CondaSolver,
+    CondaSolveRequest,
+    choose_nvcc,
+    get_solver,
+    target_virtual_packages,
+)
+from builder.lock.lockfile import LOCK_SCHEMA, EnvbuildMeta
+from builder.lock.redact import redact
+
+if TYPE_CHECKING:
+    from builder.lock import LockRequest
+    from builder.resolution import Resolution
+    from builder.spec import LoadedSpec
+
+
+@dataclass(frozen=True)
+class LockResult:
+    """What ``lock`` produced."""
+
+    path: Path
+    environment_path: Path
+    input_hash: str
+    conda_count: int
+    pip_count: int
+    timings: dict[str, float]
+    warnings: tuple[str, ...]
+    nvcc: str | None = None
+
+
+@dataclass
+class _Timer:
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = round(time.perf_counter() - start, 4)
+
+
+def default_lockfile_path(spec: LoadedSpec, resolution: Resolution) -> Path:
+    """``<repo>/lockfiles/<name>-cu<XY>.conda-lock.yml``; ``<repo>`` is the spec dir's parent.
+
+    Specs live in ``<repo>/envspecs/``, so lockfiles land in ``<repo>/lockfiles/``.
+    """
+    root = spec.path.resolve().parent.parent
+    return root / "lockfiles" / f"{resolution.name}-{resolution.cuda_tag}.conda-lock.yml"
+
+
+def exclude_newer_cutoff(day: dt.date | None) -> dt.datetime | None:
+    """``exclude_newer: 2023-10-12`` keeps everything published on that day or before."""
+    if day is None:
+        return None
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.timezone.utc)
+
+
+def base_conda_specs(res: Resolution) -> list[str]:
+    """The resolution's conda specs plus toolchain companions and pip (no nvcc yet)."""
+    specs = list(res.conda)
+    if res.toolchain is not None:
+        specs += list(res.toolchain.extra_conda)
+    if res.host_compiler.name == "gxx" and res.host_compiler.spec:
+        specs.append(res.host_compiler.spec)
+    names = {s.rpartition("::")[2].split()[0] for s in specs}
+    if res.pip and "pip" not in names:
+        specs.append("pip")
+    return list(dict.fromkeys(specs))
+
+
+def qualified_channels(res: Resolution) -> tuple[str, ...]:
+    """Channels named by ``channel::`` specs of the resolution (the toolchain's labels)."""
+    specs = [*res.conda]
+    if res.toolchain is not None:
+        tc = res.toolchain
+        specs += [*tc.extra_conda, *tc.nvcc_fallback_specs, *([tc.nvcc_spec] if tc.nvcc_spec
+                                                              else [])]
+    return tuple(dict.fromkeys(s.rpartition("::")[0] for s in specs if "::" in s))
+
+
+def conda_origins(loaded: LoadedSpec, res: Resolution, specs: list[str]) -> dict[str, str]:
+    """Where each conda spec came from, in the spec's terms (``key at path:line``)."""
+    data = loaded.located.data
+    spec_conda = {str(s).split()[0]: i for i, s in enumerate(data.get("conda") or [])}
+    keyed = {"python": "python", "pytorch": "torch", "torchvision": "torch", "torch": "torch"}
+    out: dict[str, str] = {}
+    for spec in specs:
+        name = spec.rpartition("::")[2].split()[0]
+        if name in spec_conda:
+            out[spec] = f"conda[{spec_conda[name]}] at {loaded.where('conda', spec_conda[name])}"
+        elif name in keyed:
+            out[spec] = f"'{keyed[name]}:' at {loaded.where(keyed[name])} (resolved to {spec})"
+        elif "cuda" in name and "cuda" in data:
+            out[spec] = f"'cuda:' at {loaded.where('cuda')} (CUDA {res.cuda} stack)"
+        else:
+            out[spec] = f"the resolution for CUDA {res.cuda} (toolchain/companions)"
+    return out
+
+
+def pip_origins(loaded: LoadedSpec, reqs: tuple[str, ...]) -> dict[str, str]:
+    """Where each pip requirement came from."""
+    spec_pip = [str(p) for p in (loaded.located.data.get("pip") or [])]
+    return {r: (f"pip[{spec_pip.index(r)}] at {loaded.where('pip', spec_pip.index(r))}"
+                if r in spec_pip else "the resolution") for r in reqs}
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    plan: ChannelPlan
+    solver: CondaSolver
+    base_specs: tuple[str, ...]
+    components: dict[str, str]
+    input_hash: str
+    vps: dict[str, str]
+
+
+def prepare(req: LockRequest) -> _Prepared:
+    """Channel plan, solver and input components (no solving, no network for snapshots)."""
+    res = req.resolution
+    plan = plan_channels(res.channels, snapshot=req.channel_snapshot,
+                         channel_args=req.channels, optional=qualified_channels(res))
+    solver = get_solver(req.solver)
+    parts = inputs.components(req.spec, res, identity(plan, (req.spec.spec.platform, "noarch")),
+                              solver.name, LOCK_SCHEMA)
+    return _Prepared(plan, solver, tuple(base_conda_specs(res)), parts,
+                     inputs.input_hash(parts, LOCK_SCHEMA),
+                     target_virtual_packages(res.virtual_packages, res.cuda))
+
+
+def _qualified(plan: ChannelPlan, specs: list[str]) -> tuple[ChannelPlan, list[str]]:
+    """Channel-qualified specs point at the plan's URL for that channel (added if needed)."""
+    out = []
+    for spec in specs:
+        channel, sep, rest = spec.rpartition("::")
+        if not sep:
+            out.append(spec)
+            continue
+        plan, url = _qualify(plan, channel)
+        out.append(rest if url is None else f"{url}::{rest}")
+    return plan, out
+
+
+@dataclass(frozen=True)
+class CondaResult:
+    """The conda layer's output: records, the nvcc spec used, warnings, the final channels."""
+
+    records: list[CondaRecord]
+    nvcc: str | None
+    warnings: list[str]
+    plan: ChannelPlan
+
+
+def solve_conda(req: LockRequest, prep: _Prepared) -> CondaResult:
+    """The conda layer: nvcc choice (with fallbacks) and the solve."""
+    res, loaded = req.resolution, req.spec
+    specs = list(prep.base_specs)
+    tc = res.toolchain
+    nvcc_wanted = tc is not None and tc.nvcc_source == "conda" and tc.nvcc_spec
+    plan, _ = _qualified(prep.plan, [tc.nvcc_spec, *tc.nvcc_fallback_specs]
+                         if nvcc_wanted and tc is not None and tc.nvcc_spec else [])
+    context = f"{res.name}, CUDA {res.cuda}"
+    sreq = CondaSolveRequest(specs=(), plan=plan, platform=loaded.spec.platform,
+                             virtual_packages=prep.vps, context=context,
+                             exclude_newer=exclude_newer_cutoff(loaded.spec.exclude_newer))
+    warnings: list[str] = []
+    for companion in tc.extra_conda if tc is not None else ():
+        plan, _ = _qualified(plan, [companion])
+        sreq = replace(sreq, plan=plan)
+        if not prep.solver.has_match(sreq, companion):
+            specs.remove(companion)
+            warnings.append(f"toolchain: the channels have no record for the companion "
+                            f"{companion!r}; it is not locked (op builds that need it will "
+                            "report it missing)")
+    nvcc: str | None = None
+    if nvcc_wanted and tc is not None and tc.nvcc_spec:
+        choice = choose_nvcc(prep.solver, sreq, tc.nvcc_spec, tc.nvcc_fallback_specs)
+        nvcc = choice.spec
+        specs.append(tc.nvcc_spec if nvcc is None else nvcc)
+        if choice.warning:
+            warnings.append(choice.warning)
+    plan, solve_specs = _qualified(plan, specs)
+    origins = conda_origins(loaded, res, specs)
+    origins.update({q: origins[s] for q, s in zip(solve_specs, specs, strict=True)})
+    sreq = CondaSolveRequest(specs=tuple(solve_specs), plan=plan, platform=sreq.platform,
+                             virtual_packages=prep.vps, exclude_newer=sreq.exclude_newer,
+                             origins=origins, context=context)
+    warnings[:0] = [f"channels: the snapshot has no channel {c!r}; specs naming it find no "
+                    "records" for c in plan.missing]
+    records = prep.solver.solve(sreq)
+    missing = sorted(r.file_name for r in records if not r.sha256)
+    if missing:
+        warnings.append("conda: the channel metadata has md5 but no sha256 for "
+                        + ", ".join(missing) + " (recorded as published; md5 is verified)")
+    return CondaResult(records, nvcc, warnings, plan)
+
+
+def relpath(path: Path, start: Path) -> str:
+    """POSIX relative path (for metadata that must not depend on the machine)."""
+    return Path(os.path.relpath(path.resolve(), start.resolve())).as_posix()
+
+
+def newest_record(records: list[CondaRecord]) -> str | None:
+    """Date of the newest conda record (provenance)."""
+    stamps = [r.timestamp_ms for r in records if r.timestamp_ms]
+    if not stamps:
+        return None
+    return dt.datetime.fromtimestamp(max(stamps) / 1000, tz=dt.timezone.utc).date().isoformat()
+
+
+def make_meta(req: LockRequest, prep: _Prepared, *, nvcc: str | None, warnings: list[str],
+              records: list[CondaRecord], sources: tuple[object, ...],
+              packages_digest: str) -> EnvbuildMeta:
+    """envbuild's lockfile metadata."""
+    res = req.resolution
+    return EnvbuildMeta(
+        lock_schema=LOCK_SCHEMA, input_hash=prep.input_hash, spec_name=res.name, cuda=res.cuda,
+        platform=req.spec.spec.platform, solver=prep.solver.name, channels=prep.plan.kind,
+        provenance=provenance(prep.plan), nvcc=redact(nvcc) if nvcc else None,
+        newest_record=newest_record(records), inputs=prep.components,
+        requested={"conda": list(prep.base_specs), "pip": list(res.pip)},
+        virtual_packages=prep.vps, sources=tuple(sources),  # type: ignore[arg-type]
+        warnings=tuple(redact(w) for w in warnings),
+        packages_digest=packages_digest,
+    )

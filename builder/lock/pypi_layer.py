@@ -1,0 +1,248 @@
+"""The PyPI layer: ``uv pip compile`` for the target python and platform, with hashes.
+
+How packages the conda layer already provides (torch, torchvision, numpy, ...)
+are kept out without being resolved twice:
+
+* each is pinned to its conda version with a **constraint** (``numpy==1.24.4``), so a
+  pip requirement that needs another version fails loudly instead of drifting;
+* each gets uv **dependency metadata** with no requirements (a temporary
+  ``uv.toml``), so PyPI's own dependencies of e.g. torch (the nvidia-*-cu11
+  wheels) are never pulled in: conda already installed what torch needs;
+* each is left out of the output with ``--no-emit-package``.
+
+uv writes a PEP 751 ``pylock.toml`` that lists, per package, the wheels usable on
+the target with their URL and sha256; the best wheel for the target's tags
+(cpXY, manylinux_2_17 or 2_28 by the target glibc) is recorded.  A package
+with no such wheel records its sdist and a warning.  No python is downloaded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+from packaging.markers import Marker
+from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel, ConfigDict
+
+from builder.errors import CommandError, ConflictError, EnvbuildError
+from builder.lock.redact import redact
+from builder.util import cmd
+
+# conda package name -> PyPI project name, where they differ (python packages only)
+CONDA_TO_PYPI = {
+    "pytorch": "torch", "python-tzdata": "tzdata", "msgpack-python": "msgpack",
+    "matplotlib-base": "matplotlib", "brotli-python": "brotli",
+}
+# uv environment variables that would silently change a lock; everything else passes
+_UV_KEEP = {"UV_CACHE_DIR", "UV_NATIVE_TLS", "UV_HTTP_TIMEOUT", "UV_CONCURRENT_DOWNLOADS"}
+
+
+class PipRecord(BaseModel):
+    """One pinned PyPI distribution: exact URL and sha256."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: str
+    url: str
+    sha256: str
+    kind: Literal["wheel", "sdist"] = "wheel"
+
+
+class IndexUnreachable(EnvbuildError):
+    """PyPI (or the configured index) could not be reached: exit 1."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class PypiRequest:
+    """What the PyPI layer needs."""
+
+    requirements: tuple[str, ...]
+    python_version: str  # the exact python the conda layer pinned, e.g. "3.8.19"
+    glibc: str = "2.17"
+    provided: Mapping[str, str] = field(default_factory=dict)  # PyPI name -> version
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    exclude_newer: dt.datetime | None = None
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def manylinux_minor(self) -> int:
+        minor = int(self.glibc.split(".")[1]) if "." in self.glibc else 17
+        return 28 if minor >= 28 else 17
+
+
+def python_provided(records: Any) -> dict[str, str]:
+    """PyPI name -> version of the conda records that are python packages."""
+    out: dict[str, str] = {}
+    for rec in records:
+        deps = {d.split()[0] for d in rec.depends}
+        if rec.name == "python" or not deps & {"python", "python_abi"}:
+            continue
+        try:
+            Version(rec.version)
+        except InvalidVersion:
+            continue
+        out[str(canonicalize_name(CONDA_TO_PYPI.get(rec.name, rec.name)))] = rec.version
+    return dict(sorted(out.items()))
+
+
+def uv_bin() -> str:
+    """The uv executable shipped with the ``uv`` Python package."""
+    import uv
+
+    return str(uv.find_uv_bin())
+
+
+def _argv(req: PypiRequest, work: Path) -> list[str]:
+    argv = [uv_bin(), "pip", "compile", "requirements.in", "-c", "constraints.txt",
+            "--config-file", "uv.toml", "--python-version", req.python_version,
+            "--python-platform", f"x86_64-manylinux_2_{req.manylinux_minor}",
+            "--generate-hashes", "--no-python-downloads", "--format", "pylock.toml",
+            "-o", "pylock.toml", "--quiet"]
+    for name in req.provided:
+        argv += ["--no-emit-package", name]
+    if req.index_url:
+        argv += ["--index-url", req.index_url]
+    for url in req.extra_index_urls:
+        argv += ["--extra-index-url", url]
+    for link in req.find_links:
+        argv += ["--find-links", link]
+    if req.no_index:
+        argv.append("--no-index")
+    if req.exclude_newer is not None:
+        argv += ["--exclude-newer", req.exclude_newer.strftime("%Y-%m-%dT%H:%M:%SZ")]
+    return argv
+
+
+def _write_inputs(req: PypiRequest, work: Path) -> None:
+    (work / "requirements.in").write_text("\n".join(req.requirements) + "\n")
+    (work / "constraints.txt").write_text(
+        "".join(f"{n}=={v}\n" for n, v in req.provided.items()))
+    meta = "".join(f'[[dependency-metadata]]\nname = "{n}"\nversion = "{v}"\n'
+                   "requires-dist = []\n\n" for n, v in req.provided.items())
+    (work / "uv.toml").write_text(meta)
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("UV_") or k in _UV_KEEP}
+
+
+def solve_pypi(req: PypiRequest) -> tuple[list[PipRecord], list[str]]:
+    """Pinned records for ``req.requirements`` and warnings (sdist-only packages)."""
+    if not req.requirements:
+        return [], []
+    with tempfile.TemporaryDirectory(prefix="envbuild-pypi-") as tmp:
+        work = Path(tmp)
+        _write_inputs(req, work)
+        try:
+            cmd.run(_argv(req, work), cwd=work, env=_env(), timeout=600)
+        except CommandError as exc:
+            raise _explain(req, exc) from None
+        data = tomllib.loads((work / "pylock.toml").read_text(encoding="utf-8"))
+    return _records(req, data.get("packages", []))
+
+
+def _explain(req: PypiRequest, exc: CommandError) -> EnvbuildError:
+    text = redact(exc.stderr_tail)
+    lowered = text.lower()
+    if any(s in lowered for s in ("failed to fetch", "dns error", "connect", "timed out",
+                                  "network")) and "no solution" not in lowered:
+        index = redact(req.index_url or "https://pypi.org/simple")
+        return IndexUnreachable(
+            f"cannot reach the PyPI index {index}:\n{text}",
+            hint="set pip_options.index_url to a reachable mirror, or pip_options.find_links "
+                 "to a wheelhouse with no_index: true")
+    blame = [f"  {r}  <- {req.origins.get(r, 'added by envbuild')}"
+             for r in req.requirements if canonicalize_name(r.split()[0]) in lowered
+             or r.split(";")[0].strip().lower() in lowered]
+    provided = ", ".join(f"{n}=={v}" for n, v in req.provided.items())
+    return ConflictError(
+        f"the pip requirements cannot be resolved for python {req.python_version} on "
+        f"manylinux_2_{req.manylinux_minor}:\n{text}"
+        + ("\nrequested by:\n" + "\n".join(blame) if blame else ""),
+        constraint="pip",
+        alternatives=[f"loosen the pip requirement named above; conda already pins: {provided}"]
+        if provided else ["loosen the pip requirement named above"])
+
+
+def target_tags(python_version: str, manylinux_minor: int) -> list[Tag]:
+    """The target's wheel tags, most preferred first."""
+    major, minor = (int(p) for p in python_version.split(".")[:2])
+    plats: list[str] = []
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    for m in range(manylinux_minor, 4, -1):
+        plats.append(f"manylinux_2_{m}_x86_64")
+        if m in legacy:
+            plats.append(f"{legacy[m]}_x86_64")
+    interp = f"cp{major}{minor}"
+    return [*cpython_tags((major, minor), abis=[interp], platforms=plats),
+            *compatible_tags((major, minor), interp, plats)]
+
+
+def _marker_env(python_version: str) -> dict[str, str]:
+    return {"python_version": ".".join(python_version.split(".")[:2]),
+            "python_full_version": python_version, "sys_platform": "linux",
+            "platform_system": "Linux", "platform_machine": "x86_64", "os_name": "posix",
+            "implementation_name": "cpython", "platform_python_implementation": "CPython",
+            "platform_release": "", "platform_version": "", "implementation_version":
+            python_version, "extra": ""}
+
+
+def _records(req: PypiRequest, packages: list[dict[str, Any]]) -> tuple[list[PipRecord], list[str]]:
+    ranks = {t: i for i, t in enumerate(target_tags(req.python_version, req.manylinux_minor))}
+    env = _marker_env(req.python_version)
+    records: list[PipRecord] = []
+    warnings: list[str] = []
+    for pkg in packages:
+        name = str(canonicalize_name(pkg["name"]))
+        if name in req.provided:
+            continue
+        if "marker" in pkg and not Marker(pkg["marker"]).evaluate(env):
+            continue
+        best = _best_wheel(pkg.get("wheels", []), ranks)
+        if best is not None:
+            records.append(PipRecord(name=name, version=str(pkg["version"]),
+                                     url=redact(best["url"]), sha256=best["hashes"]["sha256"]))
+            continue
+        sdist = pkg.get("sdist")
+        if not sdist or "sha256" not in sdist.get("hashes", {}):
+            raise ConflictError(f"{name} {pkg.get('version')}: no wheel for the target and no "
+                                "hashed sdist on the index", constraint="pip")
+        cp = "cp" + "".join(req.python_version.split(".")[:2])
+        warnings.append(f"pip: {name} {pkg['version']} has no wheel for {cp} manylinux_2_"
+                        f"{req.manylinux_minor}; the sdist is locked and built at install")
+        records.append(PipRecord(name=name, version=str(pkg["version"]), kind="sdist",
+                                 url=redact(sdist["url"]), sha256=sdist["hashes"]["sha256"]))
+    return sorted(records, key=lambda r: r.name), warnings
+
+
+def _best_wheel(wheels: list[dict[str, Any]], ranks: dict[Tag, int]) -> dict[str, Any] | None:
+    best: tuple[int, str] | None = None
+    chosen = None
+    for wheel in wheels:
+        url = wheel.get("url", "")
+        if "sha256" not in wheel.get("hashes", {}):
+            continue
+        filename = wheel.get("name") or url.rsplit("/", 1)[-1]
+        try:
+            tags = parse_wheel_filename(filename)[3]
+        except ValueError:
+            continue
+        rank = min((ranks[t] for t in tags if t in ranks), default=None)
+        if rank is not None and (best is None or (rank, filename) < best):
+            best, chosen = (rank, filename), wheel
+    return chosen
