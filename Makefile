@@ -23,7 +23,7 @@ $(VENV)/.setup-stamp: pyproject.toml
 test-deps: $(VENV)/.test-deps-stamp
 
 $(VENV)/.test-deps-stamp: $(VENV)/.setup-stamp
-	$(BIN)/pip install --quiet --disable-pip-version-check 'torch==2.14.1'
+	$(BIN)/pip install --quiet --disable-pip-version-check 'torch==2.14.1' 'ninja>=1.11'
 	@touch $@
 
 test: setup test-deps

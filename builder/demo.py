@@ -19,15 +19,24 @@ SPEC = REPO / "envspecs" / "demo.yaml"
 def fill_wheelhouse(wheelhouse: Path, spec: Path = SPEC) -> None:
     """Download the resolution's pip requirements (with dependencies) into ``wheelhouse``.
 
-    Skipped when a ``.complete`` marker names the same requirements.
+    Skipped when every requirement already has a wheel there, or a marker names the
+    same requirements.
     """
     from builder.resolve import ResolveRequest, resolve
     from builder.spec import load_spec
     from builder.util.cmd import run
     from builder.util.fs import atomic_write_text
 
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
     res = resolve(load_spec(spec), ResolveRequest(cuda="cpu"))
-    reqs = [r for r in res.pip if r.split("==")[0].strip() in {"torch", "torchvision"}]
+    # requirements that already have a wheel here (the local channel builder's own, or an
+    # earlier download) need none
+    local = {canonicalize_name(w.name.split("-")[0]) for w in wheelhouse.glob("*.whl")}
+    reqs = [r for r in res.pip if canonicalize_name(Requirement(r).name) not in local]
+    if not reqs:
+        return
     marker = wheelhouse / ".torch-complete"
     key = "\n".join(reqs + list(res.pip_index_urls)) + "\n"
     if marker.exists() and marker.read_text() == key:
@@ -38,7 +47,7 @@ def fill_wheelhouse(wheelhouse: Path, spec: Path = SPEC) -> None:
            "--platform", "manylinux_2_28_x86_64", "--implementation", "cp", *reqs]
     for url in res.pip_index_urls:
         cmd += ["--extra-index-url", url]
-    print(f"filling the demo wheelhouse with {', '.join(reqs)} and dependencies ...",
+    print(f"filling the demo wheelhouse with {', '.join(reqs)} and dependencies (once) ...",
           file=sys.stderr)
     run(cmd, hint="the wheelhouse is filled once with pip download: it needs the wheels in "
                   "pip's configured find-links/index or access to PyPI")
@@ -57,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     except EnvbuildError as exc:
         print(f"error: {exc.message}\nhint: {exc.hint}", file=sys.stderr)
         return exc.exit_code
+    # the demo's lockfile names this machine's local channel: it stays beside it, never in
+    # the committed lockfiles/
     args = ["env", str(SPEC.relative_to(REPO)), "--cuda", "cpu",
+            "--lockfile", str(local.channel.parent / "demo-cpu.conda-lock.yml"),
             "--channel", local.channel_url, *(argv or [])]
     cli_main(args)
     return 0

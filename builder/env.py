@@ -102,6 +102,8 @@ def up_to_date(req: EnvRequest, loaded: Any, prefix: Path, cuda: str) -> EnvMark
     if marker is None or marker.cuda != cuda:
         return None
     lockfile = Path(marker.lockfile)
+    if req.lockfile is not None and req.lockfile.resolve() != lockfile:
+        return None
     if not lockfile.is_file() or set(marker.stages) != set(STAGE_NAMES[3:]):
         return None
     if sha256_file(req.spec) != marker.spec_sha256:

@@ -28,6 +28,7 @@ class EnvRequest(BaseModel):
     spec: Path
     cuda: str | None = None
     prefix: Path | None = None
+    lockfile: Path | None = None  # default: lockfiles/<name>-<cuXY|cpu>.conda-lock.yml
     channels: tuple[str, ...] = ()
     progress: bool = False
 
@@ -75,7 +76,7 @@ def stage_lock(ctx: Context) -> tuple[Action, str]:
     """Lock only when the lockfile is missing; a stale committed one is an error."""
     from builder.lock import check, default_lockfile_path, lock
 
-    path = Path(default_lockfile_path(ctx.loaded, ctx.resolution))
+    path = ctx.req.lockfile or Path(default_lockfile_path(ctx.loaded, ctx.resolution))
     ctx.lockfile = path
     if not path.exists():
         result = lock(_lock_request(ctx, path))

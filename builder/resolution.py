@@ -80,5 +80,5 @@ class Resolution(_Frozen):
 
     @property
     def cuda_tag(self) -> str:
-        """``cu117`` for CUDA 11.7."""
-        return "cu" + self.cuda.replace(".", "")
+        """``cu117`` for CUDA 11.7, ``cpu`` for a CPU-only resolution."""
+        return "cpu" if self.cuda == "cpu" else "cu" + self.cuda.replace(".", "")

@@ -155,3 +155,39 @@ def test_cli_install_then_up_to_date(lockfile: Path, tmp_path: Path) -> None:
     state = json.loads((prefix / ".envbuild" / "state.json").read_text())
     assert state["generation"] == 1 and state["prefix"] == str(prefix)
     assert os.readlink(prefix) == "p.envbuild-gens/1"
+
+
+def _strip_sha256(lockfile: Path, name: str, tmp_path: Path, md5: str | None = None) -> Path:
+    """A copy of ``lockfile`` where conda record ``name`` is pinned by md5 only."""
+    from ruamel.yaml import YAML
+
+    yaml = YAML()
+    data = yaml.load(lockfile.read_text())
+    hit = [p for p in data["package"] if p["name"] == name and p["manager"] == "conda"]
+    assert hit, f"no conda record {name} in {lockfile}"
+    del hit[0]["hash"]["sha256"]
+    if md5 is not None:
+        hit[0]["hash"]["md5"] = md5
+    out = tmp_path / "md5only.conda-lock.yml"
+    with open(out, "w") as fh:
+        yaml.dump(data, fh)
+    return out
+
+
+def test_md5_only_record_is_pinned_by_md5(lockfile: Path, tmp_path: Path) -> None:
+    # Channels publish some old packages with an md5 only (nvidia's cuda-nvcc 11.8.89 in
+    # the committed cu117 lockfile): such a record installs, verified by its md5.
+    md5only = _strip_sha256(lockfile, "envbuild-demo-tool", tmp_path)
+    prefix = tmp_path / "p"
+    install(InstallRequest(lockfile=md5only, prefix=prefix))
+    assert (prefix / "bin" / "envbuild-demo-hello").is_file()
+    cached = list((Path(os.environ["ENVBUILD_HOME"]) / "pkgs" / "archives").glob("md5-*"))
+    assert len(cached) == 1
+
+
+def test_md5_only_record_with_wrong_md5_is_refused(lockfile: Path, tmp_path: Path) -> None:
+    bad = _strip_sha256(lockfile, "envbuild-demo-tool", tmp_path, md5="0" * 32)
+    prefix = tmp_path / "p"
+    with pytest.raises(CheckFailed, match="md5 mismatch"):
+        install(InstallRequest(lockfile=bad, prefix=prefix))
+    assert not prefix.exists()

@@ -44,14 +44,19 @@ def install(lockfile: Path, prefix: Path | None, force: bool) -> None:
 @click.option("--cuda", default=None, help="target CUDA X.Y (default: the spec's default)")
 @click.option("--prefix", type=click.Path(path_type=Path), default=None,
               help="environment directory (default: <project>/.envbuild/envs/<name>-cuXY)")
+@click.option("--lockfile", type=click.Path(path_type=Path), default=None,
+              help="lockfile to use, or to write when missing "
+                   "(default: lockfiles/<name>-cuXY.conda-lock.yml)")
 @click.option("--channel", "channels", multiple=True,
               help="channel URL for locking when the lockfile is missing (repeatable)")
-def env(spec: Path, cuda: str | None, prefix: Path | None, channels: tuple[str, ...]) -> None:
+def env(spec: Path, cuda: str | None, prefix: Path | None, lockfile: Path | None,
+        channels: tuple[str, ...]) -> None:
     """Resolve, lock (if missing), install, build ops and run sanity checks."""
     from builder.env import run_env
     from builder.env_stages import EnvRequest
 
-    result = run_env(EnvRequest(spec=spec, cuda=cuda, prefix=prefix, channels=channels,
+    result = run_env(EnvRequest(spec=spec, cuda=cuda, prefix=prefix, lockfile=lockfile,
+                                channels=channels,
                                 progress=sys.stderr.isatty()))
     print_summary(result)
     if not result.ok:

@@ -73,7 +73,8 @@ def _repodata_record(rattler: Any, rec: CondaRecord, archive: Path, cache: Path)
         build_number=int(index.get("build_number", 0)), subdir=rec.subdir,
         depends=list(index.get("depends", rec.depends)),
         constrains=list(index.get("constrains", [])),
-        sha256=bytes.fromhex(rec.sha256), md5=bytes.fromhex(rec.md5) if rec.md5 else None,
+        sha256=bytes.fromhex(rec.sha256) if rec.sha256 else None,
+        md5=bytes.fromhex(rec.md5) if rec.md5 else None,
         size=archive.stat().st_size, noarch=index.get("noarch"),
         python_site_packages_path=index.get("python_site_packages_path"),
     )

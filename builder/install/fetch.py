@@ -2,7 +2,9 @@
 
 Layout under ``builder.paths.pkgs_cache()``::
 
-    archives/<sha256>/<file name>   verified archives (published with os.replace)
+    archives/<sha256>/<file name>   verified archives (published with os.replace);
+                                    ``md5-<md5>`` for the few records a channel
+                                    publishes with an md5 only
     extracted/                      rattler's extracted packages (hardlink source)
 
 An archive is downloaded (``file://`` or ``http(s)://``) into a temp dir inside
@@ -39,7 +41,7 @@ def archive_root(cache: Path) -> Path:
 
 def cached_archive(cache: Path, rec: CondaRecord) -> Path:
     """Path a verified archive of ``rec`` has in the cache."""
-    return archive_root(cache) / rec.sha256 / rec.file_name
+    return archive_root(cache) / rec.key / rec.file_name
 
 
 def fetch_all(records: Sequence[CondaRecord], cache: Path, *, progress: bool) -> list[Path]:
@@ -56,10 +58,10 @@ def fetch_all(records: Sequence[CondaRecord], cache: Path, *, progress: bool) ->
 
 def _fetch_one(rec: CondaRecord, cache: Path, bar: Any) -> None:
     root = archive_root(cache)
-    with temp_dir_in(root, f".dl-{rec.sha256[:12]}-") as tmp:
+    with temp_dir_in(root, f".dl-{rec.key[:12]}-") as tmp:
         part = tmp / rec.file_name
         sha, md5 = _download(rec, part, bar)
-        if sha != rec.sha256.lower():
+        if rec.sha256 and sha != rec.sha256.lower():
             raise CheckFailed(
                 f"hash mismatch for {rec.file_name} from {rec.url}:\n"
                 f"  expected sha256 {rec.sha256}\n  got      sha256 {sha}\n"
@@ -69,7 +71,7 @@ def _fetch_one(rec: CondaRecord, cache: Path, bar: Any) -> None:
         if rec.md5 and md5 != rec.md5.lower():
             raise CheckFailed(f"md5 mismatch for {rec.file_name}: expected {rec.md5}, got {md5}",
                               hint="refused; re-lock if the package was legitimately rebuilt")
-        final = root / rec.sha256
+        final = root / rec.key
         if final.exists():
             return
         holder = tmp / "publish"
@@ -87,7 +89,7 @@ def index_json_of(cache: Path, rec: CondaRecord) -> dict[str, Any]:
     """The package's own ``info/index.json`` (kept beside its verified archive)."""
     import json
 
-    data: dict[str, Any] = json.loads((archive_root(cache) / rec.sha256 / INDEX_JSON).read_text())
+    data: dict[str, Any] = json.loads((archive_root(cache) / rec.key / INDEX_JSON).read_text())
     return data
 
 

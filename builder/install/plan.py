@@ -37,9 +37,19 @@ class CondaRecord(_Frozen):
     build: str
     subdir: str
     url: str
-    sha256: str
+    # Some channels publish only an md5 for old packages (e.g. nvidia's cuda-nvcc 11.8.89):
+    # those are pinned and verified by md5; every other record by sha256 (and md5 too).
+    sha256: str | None
     md5: str | None = None
     depends: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The strongest hash the lockfile pins: the package cache is keyed by it."""
+        if self.sha256:
+            return self.sha256.lower()
+        assert self.md5, "a conda record carries a sha256 or an md5"
+        return f"md5-{self.md5.lower()}"
 
     @property
     def file_name(self) -> str:
@@ -76,7 +86,7 @@ class InstallPlan(_Frozen):
         return payload_digest({
             "schema": PLAN_SCHEMA,
             "platform": self.platform,
-            "conda": sorted([r.url, r.sha256] for r in self.conda),
+            "conda": sorted([r.url, r.key] for r in self.conda),
             "pip": sorted([r.name, r.url, r.sha256] for r in self.pip),
         })
 
@@ -135,7 +145,7 @@ def load_plan(path: Path, platform: str | None = None) -> InstallPlan:
         if dep.platform != platform:
             continue
         sha = dep.hash.sha256
-        if not sha:
+        if not sha and not (dep.manager == "conda" and dep.hash.md5):
             raise UsageError(f"{path}: {dep.name} {dep.version} has no sha256 in the lockfile",
                              hint="every record must be hash-pinned; run `make lock`")
         if dep.manager == "conda":
@@ -145,6 +155,7 @@ def load_plan(path: Path, platform: str | None = None) -> InstallPlan:
                 depends=tuple(f"{k} {v}".strip() for k, v in sorted(dep.dependencies.items())),
             ))
         else:
+            assert sha is not None
             pip.append(PipRecord(name=dep.name, version=dep.version, url=dep.url, sha256=sha))
     if not conda:
         raise UsageError(f"{path}: no conda packages for {platform}",

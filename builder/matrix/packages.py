@@ -69,7 +69,12 @@ def package_name(spec: str) -> str:
 
 
 def merge_specs(*groups: Iterable[str]) -> tuple[str, ...]:
-    """Concatenate spec lists, keeping the first spec for each package name."""
+    """Concatenate spec lists without repeating a package needlessly.
+
+    The first spec for each name is kept.  A later spec for the same name is kept too
+    when it constrains something (``ninja >=1.11`` after the matrix's bare ``ninja``):
+    the solver applies both, so a user's constraint is never silently dropped.
+    """
     seen: set[str] = set()
     out: list[str] = []
     for group in groups:
@@ -77,6 +82,8 @@ def merge_specs(*groups: Iterable[str]) -> tuple[str, ...]:
             name = package_name(spec)
             if name not in seen:
                 seen.add(name)
+                out.append(spec)
+            elif spec not in out and spec.split("::", 1)[-1].strip().lower() != name:
                 out.append(spec)
     return tuple(out)
 

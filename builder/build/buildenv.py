@@ -1,0 +1,91 @@
+"""The explicit environment an op build runs in.
+
+Nothing leaks in from the caller's shell except PATH's tail, HOME and the
+locale: CUDA_HOME, TORCH_CUDA_ARCH_LIST, FORCE_CUDA, MAX_JOBS, CC/CXX, CPATH and
+LIBRARY_PATH are all set from the checked toolchain.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from builder.build.preflight import Toolchain
+from builder.build.toolchain import extra_include_dirs
+
+# nvcc on torch's headers peaks at roughly 1.5-2 GiB per job; keep a margin.
+GIB_PER_JOB = 2.0
+
+
+def max_jobs(cpus: int | None = None, free_gib: float | None = None) -> int:
+    """Parallel compile jobs from cores and available memory (at least 1)."""
+    cpus = cpus if cpus is not None else (len(os.sched_getaffinity(0)) or 1)
+    free = free_gib if free_gib is not None else _available_gib()
+    by_mem = int(free // GIB_PER_JOB) if free is not None else cpus
+    return max(1, min(cpus, by_mem))
+
+
+def _available_gib() -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / (1024 * 1024)
+    except OSError:
+        return None
+    return None
+
+
+def cudart_shim(tc: Toolchain, work: Path) -> Path | None:
+    """A lib dir with ``libcudart.so`` when the toolkit has only ``libcudart.so.N`` (PyPI)."""
+    libs = tc.toolkit.lib_dirs
+    if any((d / "libcudart.so").exists() for d in libs):
+        return None
+    for d in libs:
+        versioned = sorted(d.glob("libcudart.so.*"))
+        if versioned:
+            shim = work / "cudart-shim"
+            shim.mkdir(parents=True, exist_ok=True)
+            link = shim / "libcudart.so"
+            if not link.exists():
+                link.symlink_to(versioned[0])
+            return shim
+    return None
+
+
+def _site_dirs(tc: Toolchain) -> list[Path]:
+    """The prefix's site-packages and the one torch lives in (they differ for layered envs)."""
+    dirs = [tc.facts.site_packages]
+    if tc.facts.torch_dir is not None and tc.facts.torch_dir.parent not in dirs:
+        dirs.append(tc.facts.torch_dir.parent)
+    return dirs
+
+
+def build_env(tc: Toolchain, work: Path, jobs: int | None = None) -> dict[str, str]:
+    """The complete environment for ``pip wheel`` of one op."""
+    tk = tc.toolkit
+    path = [str(tk.root / "bin"), str(tc.prefix / "bin"), os.environ.get("PATH", "/usr/bin:/bin")]
+    includes = [str(p) for p in extra_include_dirs(_site_dirs(tc), tk)]
+    shim = cudart_shim(tc, work)
+    libs = ([str(shim)] if shim else []) + [str(p) for p in tk.lib_dirs]
+    env = {
+        "PATH": os.pathsep.join(path),
+        "HOME": os.environ.get("HOME", str(work)),
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "TMPDIR": str(work),
+        "CUDA_HOME": str(tk.root),
+        "CUDA_PATH": str(tk.root),
+        "TORCH_CUDA_ARCH_LIST": ";".join(tc.arch_list),
+        "FORCE_CUDA": "1",
+        "MAX_JOBS": str(jobs or max_jobs()),
+        "CC": str(tc.compiler.cc),
+        "CXX": str(tc.compiler.cxx),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_INPUT": "1",
+        "PYTHONNOUSERSITE": "1",
+    }
+    if includes:
+        env["CPATH"] = os.pathsep.join(includes)
+    if libs:
+        env["LIBRARY_PATH"] = os.pathsep.join(libs)
+    return env

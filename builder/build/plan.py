@@ -1,0 +1,94 @@
+"""From an envspec to op builds: resolve, locate each op's source, build each op.
+
+The arch list, fixups and C++ standard come from :func:`builder.resolve.resolve`
+(``--arch`` overrides the arch list).  Sources: ``--source NAME=PATH`` uses a
+local checkout; a ``path:`` source is used in place; a ``git:`` source is pinned
+and fetched (hash-verified) by :mod:`builder.sources`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from builder.build.ops import OpBuildRequest, OpBuildResult, build_op
+from builder.errors import EnvbuildError, UsageError
+
+
+class BuildPlanRequest(BaseModel):
+    """What ``envbuild build`` was asked to do."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spec: Path
+    prefix: Path
+    cuda: str | None = None
+    arch_list: tuple[str, ...] | None = None
+    sources: tuple[str, ...] = ()  # NAME=PATH
+    only: tuple[str, ...] = ()
+
+
+def _resolve(loaded: Any, cuda: str | None) -> Any:
+    try:
+        from builder.resolve import ResolveRequest, resolve
+    except ImportError as exc:
+        raise EnvbuildError(f"the resolver is not available ({exc})",
+                            hint="builder/resolve.py must provide resolve() and "
+                                 "ResolveRequest") from None
+    return resolve(loaded, ResolveRequest(cuda=cuda))
+
+
+def _source_dir(name: str, loaded: Any, overrides: dict[str, Path]) -> Path:
+    """The directory holding source ``name`` (an override, the path source, or a fetch)."""
+    from builder import paths
+    from builder.sources import fetch_source, pin_source
+    from builder.spec import PathSource
+
+    src = loaded.spec.sources[name]
+    if name in overrides:
+        if not overrides[name].is_dir():
+            raise UsageError(f"--source {name}={overrides[name]}: no such directory")
+        return overrides[name]
+    if isinstance(src, PathSource):
+        return Path(loaded.source_path(name))
+    pinned = pin_source(name, src, loaded, overrides)
+    root = fetch_source(pinned, paths.sources_cache(), spec_dir=loaded.path.parent)
+    return root / src.subdir if src.subdir else root
+
+
+def build_spec(req: BuildPlanRequest,
+               log: Callable[[str], None] | None = None) -> list[OpBuildResult]:
+    """Build every (selected) op of the spec into the prefix, in spec order."""
+    from builder.sources import parse_source_overrides
+    from builder.spec import load_spec
+
+    loaded = load_spec(req.spec)
+    overrides = parse_source_overrides(list(req.sources))
+    unknown = sorted(set(overrides) - set(loaded.spec.sources))
+    if unknown:
+        raise UsageError(f"--source names unknown source(s): {', '.join(unknown)}",
+                         hint="known: " + ", ".join(sorted(loaded.spec.sources)))
+    resolution = _resolve(loaded, req.cuda)
+    arch_list = req.arch_list or tuple(resolution.arch_list)
+    cxx_std = resolution.toolchain.cxx_std if resolution.toolchain else None
+    ops = [op for op in resolution.ops if not req.only or op.name in req.only]
+    if not ops:
+        raise UsageError(f"{req.spec} has no ops to build"
+                         + (f" named {', '.join(req.only)}" if req.only else ""))
+    results = []
+    for op in ops:
+        root = _source_dir(op.source, loaded, overrides)
+        op_dir = (root / op.path).resolve()
+        if not (op_dir / "setup.py").exists() and not (op_dir / "pyproject.toml").exists():
+            raise UsageError(f"op {op.name}: no setup.py or pyproject.toml in {op_dir}",
+                             hint="set the op's path: to the directory holding setup.py")
+        if log:
+            log(f"op {op.name}: source {op_dir}, arch {';'.join(arch_list)}, "
+                f"fixups {list(op.fixups) or 'none'}")
+        results.append(build_op(OpBuildRequest(
+            name=op.name, source_dir=op_dir, prefix=req.prefix, arch_list=arch_list,
+            fixups=tuple(op.fixups), cxx_std=cxx_std), log=log))
+    return results

@@ -1,0 +1,66 @@
+"""``envbuild build`` and ``envbuild sanity``: parse, call one function, print."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from builder.errors import UsageError
+
+
+@click.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--prefix", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="env to build into: any directory with bin/python (conda env or venv)")
+@click.option("--cuda", default=None, help="target CUDA X.Y (default: the spec's default)")
+@click.option("--arch", default=None, help='override the arch list, e.g. "8.0;8.6+PTX"')
+@click.option("--source", "sources", multiple=True, metavar="NAME=PATH",
+              help="use a local checkout for a source (repeatable)")
+@click.option("--op", "only", multiple=True, help="build only these ops (repeatable)")
+def build(spec: Path, prefix: Path, cuda: str | None, arch: str | None,
+          sources: tuple[str, ...], only: tuple[str, ...]) -> None:
+    """Compile the spec's CUDA ops (clean, out of tree, cached by content) into PREFIX."""
+    from builder.build.plan import BuildPlanRequest, build_spec
+
+    arch_list = tuple(a.strip() for a in arch.split(";") if a.strip()) if arch else None
+    if arch is not None and not arch_list:
+        raise UsageError('--arch needs at least one arch, e.g. --arch "8.6"')
+    results = build_spec(BuildPlanRequest(
+        spec=spec, prefix=prefix.expanduser().absolute(), cuda=cuda, arch_list=arch_list,
+        sources=sources, only=only), log=lambda msg: click.echo(msg, err=True))
+    for res in results:
+        state = "cache hit" if res.cache_hit else "built"
+        click.echo(f"{res.name}: {state}{', installed' if res.installed else ', already installed'}"
+                   f" (key {res.key[:16]})")
+        click.echo(f"  wheel: {res.wheel}")
+        for step in res.steps:
+            click.echo(f"  {step.name:<14} {step.seconds:8.2f}s  {step.detail}".rstrip())
+        for warning in res.warnings:
+            click.echo(f"  warning: {warning}", err=True)
+
+
+@click.command()
+@click.option("--prefix", required=True, type=click.Path(exists=True, file_okay=False,
+                                                         path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON only")
+@click.option("--check", "kinds", multiple=True, type=click.Choice(["msdeformattn", "detectron2"]),
+              help="checks to run (default: every known op installed in the prefix)")
+def sanity(prefix: Path, as_json: bool, kinds: tuple[str, ...]) -> int:
+    """Kernel checks in PREFIX against our own reference implementations."""
+    from builder.sanity.report import run_sanity, table
+
+    report = run_sanity(prefix.expanduser().absolute(), kinds)
+    data = report.model_dump(mode="json")
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        click.echo(table(report))
+        click.echo(f"report: {prefix / '.envbuild' / 'sanity.json'} ({report.summary})")
+    if report.failed:
+        click.echo("sanity: FAILED", err=True)
+        sys.stdout.flush()
+        return 1
+    return 0

@@ -1,0 +1,187 @@
+"""Kernel sanity checks, run BY THE PREFIX'S PYTHON: ``python run_checks.py [--check KIND]...``.
+
+Prints one JSON object: ``{"torch", "torch_cuda", "devices", "checks": [...]}`` where each
+check is ``{"check", "device", "status": PASS|FAIL|SKIPPED, "reason", "seconds"}``.
+Kernel checks call the COMPILED ops directly (never a module that falls back to
+PyTorch).  Without a visible GPU every kernel check is SKIPPED with the reason.
+Imports only torch and the standard library (plus the op being checked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import msda_reference as ref  # noqa: E402
+import torch  # noqa: E402
+
+MODULES = {"msdeformattn": "MultiScaleDeformableAttention", "detectron2": "detectron2._C"}
+CHANNELS = (2, 32, 64)  # per-head channel counts the forward checks cover
+
+
+def _result(check: str, device: str | None, fn: Callable[[], str | None]) -> dict[str, Any]:
+    start = time.perf_counter()
+    try:
+        reason = fn() or ""
+        status = "PASS"
+    except _Skip as exc:
+        status, reason = "SKIPPED", str(exc)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a FAIL row
+        status = "FAIL"
+        reason = f"{type(exc).__name__}: {exc}".strip()[:800]
+        if os.environ.get("ENVBUILD_SANITY_TRACE"):
+            traceback.print_exc()
+    return {"check": check, "device": device, "status": status, "reason": reason,
+            "seconds": round(time.perf_counter() - start, 3)}
+
+
+class _Skip(Exception):
+    pass
+
+
+def devices() -> tuple[list[dict[str, Any]], str | None]:
+    """Visible GPUs (respecting CUDA_VISIBLE_DEVICES), or why there are none."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if torch.version.cuda is None:
+        return [], f"torch {torch.__version__} is a CPU-only build"
+    if not torch.cuda.is_available():
+        return [], ("no CUDA GPU visible (torch.cuda.is_available() is False"
+                    + (f", CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else "") + ")")
+    out = []
+    for i in range(torch.cuda.device_count()):
+        cap = torch.cuda.get_device_capability(i)
+        out.append({"index": i, "name": torch.cuda.get_device_name(i),
+                    "capability": f"{cap[0]}.{cap[1]}"})
+    return out, None
+
+
+class MSDA(torch.autograd.Function):
+    """Our own autograd wrapper around the compiled forward/backward."""
+
+    @staticmethod
+    def forward(ctx: Any, value: Any, shapes: Any, starts: Any, loc: Any, attn: Any,
+                step: int) -> Any:
+        import MultiScaleDeformableAttention as ext
+
+        ctx.step = step
+        ctx.save_for_backward(value, shapes, starts, loc, attn)
+        return ext.ms_deform_attn_forward(value, shapes, starts, loc, attn, step)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Any) -> Any:
+        import MultiScaleDeformableAttention as ext
+
+        value, shapes, starts, loc, attn = ctx.saved_tensors
+        gv, gl, ga = ext.ms_deform_attn_backward(value, shapes, starts, loc, attn,
+                                                 grad.contiguous(), ctx.step)
+        return gv, None, None, gl, ga, None
+
+
+SHAPES = [(6, 8), (3, 4), (2, 2)]
+
+
+def msda_forward(dev: str, dtype: torch.dtype, atol: float, rtol: float) -> str:
+    worst = 0.0
+    for d in CHANNELS:
+        v, s, st, loc, a = ref.random_inputs(2, 2, d, 5, 3, SHAPES, dtype, dev, seed=d)
+        got = MSDA.apply(v, s, st, loc, a, 64)
+        want = ref.msda_fast(v.cpu().double(), s.cpu(), loc.cpu().double(), a.cpu().double())
+        err = (got.cpu().double() - want).abs().max().item()
+        torch.testing.assert_close(got.cpu().double(), want, atol=atol, rtol=rtol)
+        worst = max(worst, err)
+    return f"max abs error {worst:.2e} over channels {list(CHANNELS)}"
+
+
+def msda_gradcheck(dev: str) -> str:
+    for d in (2, 8):
+        v, s, st, loc, a = ref.random_inputs(1, 2, d, 3, 2, [(4, 5), (2, 3)], torch.float64,
+                                             dev, seed=10 + d)
+        loc = loc.clamp(0.05, 0.95)  # keep off the zero-padding border where the map has kinks
+        for t in (v, loc, a):
+            t.requires_grad_(True)
+
+        def fn(v_: Any, l_: Any, a_: Any, s: Any = s, st: Any = st) -> Any:
+            return MSDA.apply(v_, s, st, l_, a_, 64)
+
+        ok = torch.autograd.gradcheck(fn, (v, loc, a), eps=1e-6, atol=1e-5, rtol=1e-3)
+        if not ok:
+            raise AssertionError(f"gradcheck failed for channels={d}")
+    return "gradcheck on value, sampling_loc, attn_weight (channels 2, 8)"
+
+
+def detectron2_box_iou_rotated(dev: str) -> str:
+    import detectron2._C as d2c  # registers torch.ops.detectron2 (TORCH_LIBRARY)
+
+    op = getattr(getattr(torch.ops, "detectron2", None), "box_iou_rotated", None)
+    op = op or getattr(d2c, "box_iou_rotated", None)  # older trees bind it with pybind only
+    if op is None:
+        raise AssertionError("detectron2._C has no box_iou_rotated (torch.ops or pybind)")
+    gen = torch.Generator().manual_seed(0)
+    boxes = torch.rand(16, 5, generator=gen) * torch.tensor([50, 50, 20, 20, 180.0])
+    boxes[:, 2:4] += 1
+    other = boxes + torch.rand(16, 5, generator=gen)
+    want = op(boxes, other)
+    got = op(boxes.to(dev), other.to(dev)).cpu()
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    return "box_iou_rotated CUDA == CPU on 16x16 boxes"
+
+
+def check_kind(kind: str, gpus: list[dict[str, Any]], no_gpu: str | None) -> list[dict[str, Any]]:
+    def do_import() -> str:
+        mod = importlib.import_module(MODULES[kind])
+        return f"imported from {getattr(mod, '__file__', '?')}"
+
+    rows = [_result(f"{kind}.import", None, do_import)]
+    imported = rows[0]["status"] == "PASS"
+    kernels: dict[str, Callable[[str], str]] = (
+        {"forward-float64": lambda dv: msda_forward(dv, torch.float64, 1e-10, 1e-9),
+         "forward-float32": lambda dv: msda_forward(dv, torch.float32, 1e-4, 1e-3),
+         "gradcheck": msda_gradcheck}
+        if kind == "msdeformattn" else {"box_iou_rotated": detectron2_box_iou_rotated})
+    for name, fn in kernels.items():
+        if no_gpu is not None or not imported:
+            why = no_gpu or "the op does not import (see the import check)"
+            rows.append({"check": f"{kind}.{name}", "device": None, "status": "SKIPPED",
+                         "reason": why, "seconds": 0.0})
+            continue
+        for g in gpus:
+            dev = f"cuda:{g['index']}"
+
+            def run(fn: Callable[[str], str] = fn, dev: str = dev) -> str:
+                with torch.cuda.device(dev):
+                    out = fn(dev)
+                    torch.cuda.synchronize()
+                    return out
+
+            rows.append(_result(f"{kind}.{name}", f"{dev} ({g['name']}, sm_{g['capability']})",
+                                run))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="append", choices=sorted(MODULES), default=[])
+    args = parser.parse_args(argv)
+    kinds = args.check or [k for k, mod in MODULES.items()
+                           if importlib.util.find_spec(mod.split(".")[0]) is not None]
+    gpus, no_gpu = devices()
+    rows: list[dict[str, Any]] = []
+    for kind in kinds:
+        rows += check_kind(kind, gpus, no_gpu)
+    print(json.dumps({"torch": torch.__version__, "torch_cuda": torch.version.cuda,
+                      "python": sys.version.split()[0], "devices": gpus, "no_gpu_reason": no_gpu,
+                      "kinds": kinds, "checks": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Real compiles with nvcc against torch in .venv, shared by every test here (one build per op).
+
+The prefix is a fresh venv layered on .venv through a .pth file, so installs land in
+the temp prefix and never in .venv itself.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from builder.build.checks import planned_targets
+from builder.build.ops import OpBuildRequest, OpBuildResult, build_op
+from builder.build.store import Store
+from builder.build.toolchain import find_cuobjdump, prefix_facts
+from builder.sanity.report import run_sanity
+from tests.helpers import DATA, REPO
+
+pytestmark = pytest.mark.compile
+ARCH = ("9.0",)
+VENV = REPO / ".venv"
+
+
+def _skip_reason() -> str | None:
+    import shutil
+
+    if not (VENV / "bin" / "python").exists():
+        return "no .venv"
+    if shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").exists():
+        return "no CUDA toolkit (nvcc) on this machine"
+    facts = prefix_facts(VENV)
+    if not facts.torch_cuda:
+        return "torch in .venv is missing or CPU-only (make test-deps)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def layered_prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    prefix = tmp_path_factory.mktemp("prefix")
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
+    venv_site = prefix_facts(VENV).site_packages
+    own_site = prefix_facts(prefix).site_packages
+    (own_site / "_envbuild_layer.pth").write_text(f"{venv_site}\n")
+    return prefix
+
+
+@pytest.fixture(scope="session")
+def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("store")
+
+
+@pytest.fixture(scope="session")
+def built(layered_prefix: Path, store_root: Path) -> dict[str, OpBuildResult]:
+    out = {}
+    for name, sub in (("tiny", "tiny"), ("MultiScaleDeformableAttention", "msda")):
+        start = time.perf_counter()
+        out[name] = build_op(OpBuildRequest(name=name, source_dir=DATA / "ops" / sub,
+                                            prefix=layered_prefix, arch_list=ARCH),
+                             store=Store(store_root))
+        print(f"compiled {name} in {time.perf_counter() - start:.1f}s", file=sys.stderr)
+    return out
+
+
+def test_built_fresh_and_installed(built: dict[str, OpBuildResult]) -> None:
+    for res in built.values():
+        assert not res.cache_hit and res.installed
+        names = [s.name for s in res.steps]
+        assert names[:4] == ["toolchain", "source-digest", "preflight", "copy"]
+        assert {"compile", "check-targets", "install", "check-import"} <= set(names)
+
+
+def test_wheel_has_exactly_the_planned_targets(built: dict[str, OpBuildResult],
+                                               layered_prefix: Path, tmp_path: Path) -> None:
+    from builder.build.checks import check_targets
+
+    tool = find_cuobjdump(None, prefix_facts(VENV).site_packages) or find_cuobjdump(
+        None, prefix_facts(layered_prefix).site_packages)
+    if tool is None:
+        pytest.skip("no cuobjdump (toolkit, PATH, nvidia wheels or triton)")
+    for res in built.values():
+        summary = check_targets(res.wheel, ARCH, tool, tmp_path)
+        assert "sm_90" in summary and "ptx" not in summary
+    assert planned_targets(("8.6", "9.0+PTX")) == ({"86", "90"}, {"90"})
+
+
+def test_log_and_meta_kept_in_the_store(built: dict[str, OpBuildResult]) -> None:
+    res = built["MultiScaleDeformableAttention"]
+    entry = res.wheel.parent
+    assert "nvcc" in (entry / "build.log").read_text()
+    meta = json.loads((entry / "meta.json").read_text())
+    assert meta["inputs"]["arch_list"] == list(ARCH)
+    with zipfile.ZipFile(res.wheel) as zf:
+        assert any(n.startswith("MultiScaleDeformableAttention.") for n in zf.namelist())
+
+
+def test_unchanged_inputs_are_a_fast_cache_hit(built: dict[str, OpBuildResult],
+                                               layered_prefix: Path, store_root: Path) -> None:
+    start = time.perf_counter()
+    res = build_op(OpBuildRequest(name="tiny", source_dir=DATA / "ops" / "tiny",
+                                  prefix=layered_prefix, arch_list=ARCH), store=Store(store_root))
+    elapsed = time.perf_counter() - start
+    assert res.cache_hit and not res.installed and res.key == built["tiny"].key
+    assert "compile" not in [s.name for s in res.steps]
+    assert elapsed < 1.0, f"cache hit took {elapsed:.2f}s"
+
+
+def test_the_op_runs_in_the_prefix_without_a_gpu_as_skipped(built: dict[str, OpBuildResult],
+                                                            layered_prefix: Path) -> None:
+    report = run_sanity(layered_prefix, ("msdeformattn",))
+    rows = {c.check: c for c in report.checks}
+    assert rows["msdeformattn.import"].status == "PASS"
+    if report.devices:
+        assert not report.failed, report.checks
+    else:
+        kernel = [c for c in report.checks if c.check != "msdeformattn.import"]
+        assert kernel and all(c.status == "SKIPPED" and c.reason for c in kernel)
+    assert (layered_prefix / ".envbuild" / "sanity.json").exists()
+
+
+@pytest.mark.gpu
+def test_kernels_pass_on_every_visible_gpu(built: dict[str, OpBuildResult],
+                                           layered_prefix: Path) -> None:
+    report = run_sanity(layered_prefix, ("msdeformattn",))
+    assert report.devices
+    assert all(c.status == "PASS" for c in report.checks), report.checks

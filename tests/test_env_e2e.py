@@ -1,0 +1,81 @@
+"""``envbuild env`` end to end with no conda channel: a local channel of real packages
+(this machine's python packaged as a conda package) and a local wheelhouse.
+
+Every stage runs for real: resolve (CPU-only torch from PyPI wheels), lock (rattler solve
+against the local channel, uv against the wheelhouse), install (rattler + uv into a new
+generation), build (no ops), sanity.  The wheelhouse is filled once with ``pip download``
+(torch's CPU wheel lies on these machines' disk; its dependencies come from PyPI).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from builder.demo import fill_wheelhouse
+from builder.localchannel import LocalChannel, ensure_local_channel
+from tests.helpers import ENVSPECS, run_cli
+
+pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LocalChannel]:
+    root = tmp_path_factory.mktemp("project")
+    local = ensure_local_channel(root / ".envbuild" / "demo")
+    (root / "envspecs").mkdir()
+    spec = root / "envspecs" / "demo.yaml"
+    shutil.copy(ENVSPECS / "demo.yaml", spec)
+    fill_wheelhouse(local.wheelhouse, spec)
+    return spec, local
+
+
+def _env(spec: Path, local: LocalChannel, prefix: Path) -> subprocess.CompletedProcess[str]:
+    return run_cli("env", str(spec), "--cuda", "cpu", "--prefix", str(prefix),
+                   "--lockfile", str(spec.parent.parent / "demo-cpu.conda-lock.yml"),
+                   "--channel", local.channel_url, cwd=spec.parent.parent, timeout=900)
+
+
+def test_env_runs_every_stage_offline_then_is_a_noop(
+        project: tuple[Path, LocalChannel], tmp_path: Path) -> None:
+    spec, local = project
+    prefix = tmp_path / "envs" / "demo"
+    first = _env(spec, local, prefix)
+    assert first.returncode == 0, first.stderr + first.stdout
+    for stage in ("resolve", "lock", "install", "build", "sanity"):
+        assert stage in first.stdout
+    lockfile = spec.parent.parent / "demo-cpu.conda-lock.yml"
+    assert lockfile.is_file() and "sha256" in lockfile.read_text()
+    py = prefix / "bin" / "python"
+    out = subprocess.run(
+        [str(py), "-c", "import sys, torch, numpy, envbuild_demo_greeting as g;"
+         "print(sys.prefix, torch.__version__, g.greet())"],
+        capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    got_prefix, torch_version, greeting = out.stdout.split(" ", 2)
+    assert got_prefix == str(prefix)
+    assert torch_version == "2.13.0+cpu"
+    assert greeting.strip() == "hello from the pip layer"
+
+    start = time.monotonic()
+    second = _env(spec, local, prefix)
+    elapsed = time.monotonic() - start
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("up to date") == 5
+    assert elapsed < 10  # generous: the no-op figure itself is measured in bench/
+
+
+def test_stale_lockfile_is_an_error_that_says_make_lock(
+        project: tuple[Path, LocalChannel], tmp_path: Path) -> None:
+    spec, local = project
+    prefix = tmp_path / "envs" / "demo"
+    assert _env(spec, local, prefix).returncode == 0
+    spec.write_text(spec.read_text().replace("numpy]", "numpy, envbuild-demo-greeting]")
+                    + "\nconda: [pip]\n")
+    out = _env(spec, local, prefix)
+    assert out.returncode == 1
+    assert "stale" in out.stderr and "make lock" in out.stderr
