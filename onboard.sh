@@ -13,7 +13,8 @@ usage: ./onboard.sh [--cuda X.Y] [--spec FILE] [--lockfile FILE] [--prefix DIR]
   --spec FILE      envspec (default: envspecs/mask2former.yaml, or $SPEC)
   --lockfile FILE  committed lockfile (default: lockfiles/<spec name>-cu<XY>.conda-lock.yml)
   --prefix DIR     where the environment goes (default: $ENVBUILD_ENVS/<name>-cu<XY>,
-                   ENVBUILD_ENVS defaulting to ~/.local/share/envbuild/envs)
+                   ENVBUILD_ENVS defaulting to .envbuild/envs in this checkout, the
+                   same place `make env` uses)
   -h, --help       this help
 
 Environment: PYTHON (python >= 3.10 used to create the tool's venv; default python3).
@@ -71,13 +72,13 @@ on_error() {
 trap on_error ERR
 
 case "$CUDA" in
-    [0-9]*.[0-9]*) ;;
-    *) die "--cuda must look like 11.7, got '$CUDA'" "./onboard.sh --cuda 11.7" 2 ;;
+    [0-9]*.[0-9]*) TAG="cu${CUDA//./}" ;;
+    cpu) TAG="cpu" ;;
+    *) die "--cuda must look like 11.7 (or cpu), got '$CUDA'" "./onboard.sh --cuda 11.7" 2 ;;
 esac
 NAME="$(basename "$SPEC")"; NAME="${NAME%.yaml}"; NAME="${NAME%.yml}"
-TAG="cu${CUDA//./}"
 LOCKFILE="${LOCKFILE:-lockfiles/${NAME}-${TAG}.conda-lock.yml}"
-PREFIX="${PREFIX:-${ENVBUILD_ENVS:-$HOME/.local/share/envbuild/envs}/${NAME}-${TAG}}"
+PREFIX="${PREFIX:-${ENVBUILD_ENVS:-$PWD/.envbuild/envs}/${NAME}-${TAG}}"
 
 step "prerequisites"
 [ "$(uname -s)" = "Linux" ] || die "envbuild environments are linux-64; this is $(uname -s)" \

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import REPO
 
 ONBOARD = REPO / "onboard.sh"
@@ -77,3 +79,43 @@ def test_missing_lockfile_never_resolves(tmp_path: Path) -> None:
 def test_missing_spec(tmp_path: Path) -> None:
     out = _onboard("--spec", str(tmp_path / "nope.yaml"), env={"PYTHON": sys.executable})
     assert out.returncode == 2 and "nope.yaml not found" in out.stderr
+
+
+@pytest.mark.e2e
+@pytest.mark.network
+@pytest.mark.slow
+def test_onboard_from_a_fresh_clone_against_a_local_channel(tmp_path: Path) -> None:
+    """A teammate's first run: clone, committed lockfile, ./onboard.sh, then again (no-op)."""
+    from builder.demo import fill_wheelhouse
+    from builder.localchannel import ensure_local_channel
+    from tests.helpers import run_cli
+
+    if subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],
+                      capture_output=True).returncode != 0:
+        pytest.skip("the repository has no commit to clone")
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True)
+    local = ensure_local_channel(clone / ".envbuild" / "demo")
+    spec = clone / "envspecs" / "demo.yaml"
+    fill_wheelhouse(local.wheelhouse, spec)
+    lockfile = clone / "lockfiles" / "demo-cpu.conda-lock.yml"
+    # the lead locks and commits; the teammate only ever installs from the lockfile
+    locked = run_cli("lock", str(spec), "--cuda", "cpu", "--channel", local.channel_url,
+                     "-o", str(lockfile), cwd=clone)
+    assert locked.returncode == 0, locked.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
+    env["PYTHON"] = sys.executable  # any python >= 3.10 with venv works for the tool
+    first = subprocess.run(["./onboard.sh", "--spec", "envspecs/demo.yaml", "--cuda", "cpu"],
+                           cwd=clone, capture_output=True, text=True, env=env, timeout=1500)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    prefix = clone / ".envbuild" / "envs" / "demo-cpu"
+    assert "The environment is ready" in first.stdout
+    assert f". \"{prefix}/activate\"" in first.stdout
+    out = subprocess.run([str(prefix / "bin" / "python"), "-c",
+                          "import torch, envbuild_demo_greeting as g; print(g.greet())"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "hello from the pip layer", out.stderr
+    second = subprocess.run(["./onboard.sh", "--spec", "envspecs/demo.yaml", "--cuda", "cpu"],
+                            cwd=clone, capture_output=True, text=True, env=env, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "up to date" in second.stdout
