@@ -10,7 +10,6 @@ Goals: default-list build / one-arch build >= 3x; unchanged rebuild (cache hit) 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import row, write_results  # noqa: E402
 from builder.build.ops import OpBuildRequest, build_op  # noqa: E402
 from builder.build.store import Store  # noqa: E402
 from builder.build.toolchain import prefix_facts  # noqa: E402
@@ -73,21 +73,21 @@ def main() -> int:
             hits.append(time.perf_counter() - start)
             assert res.cache_hit
     med = {k: statistics.median(w for w, _ in v) for k, v in runs.items()}
-    result = {
-        "op": str(args.op.relative_to(REPO)) if args.op.is_relative_to(REPO) else str(args.op),
-        "one_arch": list(one), "torch_default": list(TORCH_DEFAULT), "repeats": args.repeats,
-        "median_s": {k: round(v, 2) for k, v in med.items()},
-        "median_compile_step_s": {k: round(statistics.median(c for _, c in v), 2)
-                                  for k, v in runs.items()},
-        "speedup": round(med["torch_default"] / med["one_arch"], 2),
-        "cache_hit_median_s": round(statistics.median(hits), 3),
-        "goals": {"speedup>=3": med["torch_default"] / med["one_arch"] >= 3,
-                  "cache_hit<=1s": statistics.median(hits) <= 1.0},
-    }
-    out = REPO / "bench" / "results" / "build.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    print(json.dumps(result, indent=2, sort_keys=True))
+    comp = {k: statistics.median(c for _, c in v) for k, v in runs.items()}
+    op = str(args.op.relative_to(REPO)) if args.op.is_relative_to(REPO) else str(args.op)
+    cmd = f".venv/bin/python bench/bench_build.py --op {op} --repeats {args.repeats}"
+    rows = [
+        row(f"build {op} for {';'.join(one)}", med["one_arch"], "s", runs=args.repeats,
+            command=cmd, note=f"compile step {comp['one_arch']:.1f} s"),
+        row(f"build {op} for torch's list {';'.join(TORCH_DEFAULT)}", med["torch_default"],
+            "s", runs=args.repeats, command=cmd,
+            note=f"compile step {comp['torch_default']:.1f} s"),
+        row("torch's list / one arch", med["torch_default"] / med["one_arch"], "x", goal=3,
+            goal_op=">=", runs=args.repeats, command=cmd, note="same run"),
+        row("unchanged rebuild (cache hit)", statistics.median(hits), "s", goal=1,
+            runs=len(hits), command=cmd),
+    ]
+    write_results("build", rows)
     return 0
 
 

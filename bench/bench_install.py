@@ -15,7 +15,6 @@ Medians of ``--repeat`` runs (default 7) go to ``bench/results/install.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -28,11 +27,59 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.common import envbuild_cmd, median_seconds, row, run_quiet, write_results  # noqa: E402
+
+
+def noop_env_rows(repeat: int) -> list[dict[str, object]]:
+    """No-op ``make env``: the demo env (every stage) once, then timed re-runs.
+
+    Measured twice: the whole ``make demo`` (make + the tool's start-up + every stage's
+    up-to-date check) and the ``envbuild env`` command alone, which is what ``make env``
+    runs.
+    """
+    run_quiet(["make", "-s", "demo"], cwd=REPO)  # first run builds everything
+    demo = REPO / ".envbuild" / "demo"
+    env_cmd = [*envbuild_cmd(), "env", "envspecs/demo.yaml", "--cuda", "cpu",
+               "--lockfile", str(demo / "demo-cpu.conda-lock.yml"),
+               "--channel", (demo / "channel").as_uri()]
+    make_s, _ = median_seconds(lambda: run_quiet(["make", "-s", "demo"], cwd=REPO), repeat)
+    env_s, _ = median_seconds(lambda: run_quiet(env_cmd, cwd=REPO), repeat)
+    return [
+        row("no-op make demo (make + every stage up to date)", make_s, "s", goal=1,
+            runs=repeat, command="make demo  # twice; the second is timed"),
+        row("no-op envbuild env (what make env runs)", env_s, "s", goal=1, runs=repeat,
+            command="envbuild env envspecs/demo.yaml --cuda cpu ..."),
+    ]
+
 
 def _time(fn: object) -> float:
     t0 = time.perf_counter()
     fn()  # type: ignore[operator]
     return time.perf_counter() - t0
+
+
+def compare(lockfile: Path, label: str, work: Path, repeat: int) -> list[dict[str, object]]:
+    """Warm install of ``lockfile`` into new prefixes vs ``cp -al`` of one generation."""
+    from builder.install import InstallRequest, install
+
+    install(InstallRequest(lockfile=lockfile, prefix=work / f"{label}-warm"))  # warm caches
+    gen = (work / f"{label}-warm").resolve()
+    inst, cp = [], []
+    for i in range(repeat):
+        inst.append(_time(lambda i=i: install(InstallRequest(lockfile=lockfile,
+                                                             prefix=work / f"{label}-p{i}"))))
+        cp.append(_time(lambda i=i: subprocess.run(
+            ["cp", "-al", str(gen), str(work / f"{label}-c{i}")], check=True)))
+    files = sum(len(f) for _, _, f in os.walk(gen))
+    ins, cpal = statistics.median(inst), statistics.median(cp)
+    cmd = ".venv/bin/python bench/bench_install.py"
+    return [
+        row(f"{label}: warm install into a new prefix", ins, "s", runs=repeat, command=cmd,
+            note=f"{files} files"),
+        row(f"{label}: cp -al of the same generation", cpal, "s", runs=repeat, command=cmd),
+        row(f"{label}: warm install / cp -al", ins / cpal, "x", goal=2, runs=repeat,
+            command=cmd, note="same run"),
+    ]
 
 
 def main() -> None:
@@ -41,38 +88,25 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="envbuild-bench-"))
-    os.environ["ENVBUILD_HOME"] = str(work / "home")
-    from builder.install import InstallRequest, install
     from builder.localchannel import ensure_local_channel, write_channel_lockfile
 
+    rows = noop_env_rows(args.repeat)  # also leaves the demo's torch lockfile behind
+    os.environ["ENVBUILD_HOME"] = str(work / "home")
     local = ensure_local_channel(work / "lc")
-    lockfile = write_channel_lockfile(local, work / "bench.conda-lock.yml")
-    install(InstallRequest(lockfile=lockfile, prefix=work / "warm"))  # warms the cache
-    gen = (work / "warm").resolve()
-    inst, cp, noop = [], [], []
-    for i in range(args.repeat):
-        inst.append(_time(lambda i=i: install(InstallRequest(lockfile=lockfile,
-                                                             prefix=work / f"p{i}"))))
-        cp.append(_time(lambda i=i: subprocess.run(["cp", "-al", str(gen), str(work / f"c{i}")],
-                                                   check=True)))
-        noop.append(_time(lambda: subprocess.run(
-            [sys.executable, "-m", "builder", "install", str(lockfile), "--prefix",
-             str(work / "warm")], check=True, capture_output=True, cwd=REPO)))
-    files = sum(len(f) for _, _, f in os.walk(gen))
-    result = {
-        "machine": os.uname().machine, "cpus": os.cpu_count(), "files": files,
-        "packages": "local channel: python (host interpreter), pip, envbuild-demo-tool + 1 wheel",
-        "repeat": args.repeat,
-        "install_warm_s": statistics.median(inst), "cp_al_s": statistics.median(cp),
-        "ratio": statistics.median(inst) / statistics.median(cp),
-        "noop_install_process_s": statistics.median(noop),
-    }
-    out = REPO / "bench" / "results" / "install.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    small = write_channel_lockfile(local, work / "bench.conda-lock.yml")
+    rows += compare(small, "small env (python, pip, 1 tool, 1 wheel)", work, args.repeat)
+    demo_lock = REPO / ".envbuild" / "demo" / "demo-cpu.conda-lock.yml"
+    rows += compare(demo_lock, "demo env (python + torch 2.13.0 CPU, numpy)", work,
+                    args.repeat)
+    noop = [_time(lambda: subprocess.run(
+        [sys.executable, "-m", "builder", "install", str(small), "--prefix",
+         str(work / "small env (python, pip, 1 tool, 1 wheel)-warm")],
+        check=True, capture_output=True, cwd=REPO)) for _ in range(args.repeat)]
+    rows.append(row("no-op envbuild install (new process)", statistics.median(noop), "s",
+                    runs=args.repeat, command=".venv/bin/python bench/bench_install.py",
+                    note="parses the lockfile with conda-lock's models"))
+    write_results("install", rows)
     shutil.rmtree(work, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()

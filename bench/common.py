@@ -33,7 +33,8 @@ def envbuild_cmd() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "builder"]
 
 
-def median_seconds(fn: Callable[[], object], runs: int = 5, warmup: int = 1) -> tuple[float, list[float]]:
+def median_seconds(fn: Callable[[], object], runs: int = 5,
+                   warmup: int = 1) -> tuple[float, list[float]]:
     """Median wall seconds of ``fn`` over ``runs`` runs after ``warmup`` unmeasured ones."""
     for _ in range(warmup):
         fn()

@@ -75,9 +75,13 @@ def build_spec(req: BuildPlanRequest,
     arch_list = req.arch_list or tuple(resolution.arch_list)
     cxx_std = resolution.toolchain.cxx_std if resolution.toolchain else None
     ops = [op for op in resolution.ops if not req.only or op.name in req.only]
-    if not ops:
-        raise UsageError(f"{req.spec} has no ops to build"
-                         + (f" named {', '.join(req.only)}" if req.only else ""))
+    if not ops and req.only:
+        raise UsageError(f"{req.spec} has no ops named {', '.join(req.only)}",
+                         hint="known: " + (", ".join(op.name for op in resolution.ops)
+                                           or "none"))
+    if not ops and log:
+        # a spec without ops is complete once installed: nothing to build is success
+        log(f"{req.spec}: the spec has no ops; nothing to build")
     results = []
     for op in ops:
         root = _source_dir(op.source, loaded, overrides)
