@@ -22,13 +22,13 @@ def fill_wheelhouse(wheelhouse: Path, spec: Path = SPEC) -> None:
     Skipped when every requirement already has a wheel there, or a marker names the
     same requirements.
     """
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
     from builder.resolve import ResolveRequest, resolve
     from builder.spec import load_spec
     from builder.util.cmd import run
     from builder.util.fs import atomic_write_text
-
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
 
     res = resolve(load_spec(spec), ResolveRequest(cuda="cpu"))
     # requirements that already have a wheel here (the local channel builder's own, or an

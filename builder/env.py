@@ -21,17 +21,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from builder.env_stages import STAGE_NAMES, STAGES, Action, Context, EnvRequest
+from builder.models import Frozen as _Frozen
 from builder.util.fs import atomic_write_text
 from builder.util.hashing import sha256_file
 
 ENV_SCHEMA = 1
 
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class StageResult(_Frozen):

@@ -9,11 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from builder.models import Frozen as _Frozen
 
 
 class HostCompiler(_Frozen):
@@ -29,7 +25,8 @@ class Toolchain(_Frozen):
     """How the ops get compiled for this resolution."""
 
     nvcc_version: str  # CUDA major.minor of the nvcc to use, e.g. "11.8"
-    nvcc_spec: str | None  # conda match spec, e.g. "nvidia/label/cuda-11.8.0::cuda-nvcc"; None: not from conda
+    # conda match spec, e.g. "nvidia/label/cuda-11.8.0::cuda-nvcc"; None: not from conda
+    nvcc_spec: str | None
     nvcc_source: Literal["conda", "pypi", "system"]
     cxx_std: str  # "c++14" | "c++17" | "c++20"
     # Same-major alternatives, most preferred first, for channels that lack nvcc_spec

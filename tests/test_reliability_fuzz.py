@@ -54,7 +54,8 @@ def _check(path: Path, n_lines: int) -> None:
         assert 1 <= int(match["line"]) <= max(n_lines, 1)
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=1000, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     cut=st.integers(0, len(SEED_LINES) - 1),
     op=st.sampled_from(["delete", "duplicate", "indent", "garble", "truncate", "swap"]),
@@ -81,7 +82,8 @@ def test_mutated_specs_never_crash(tmp_path: Path, cut: int, op: str, junk: str)
     _check(path, len(lines) + 1)
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=1000, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=documents)
 def test_structurally_random_specs_never_crash(tmp_path: Path, doc: dict[str, Any]) -> None:
     path = tmp_path / "spec.yaml"

@@ -16,7 +16,8 @@ from builder.util import cmd, fs, hashing
 
 
 def test_run_captures_output() -> None:
-    done = cmd.run([sys.executable, "-c", "import sys; print('out'); print('err', file=sys.stderr)"])
+    code = "import sys; print('out'); print('err', file=sys.stderr)"
+    done = cmd.run([sys.executable, "-c", code])
     assert done.returncode == 0
     assert done.stdout.strip() == "out"
     assert done.stderr.strip() == "err"
@@ -61,7 +62,8 @@ def test_atomic_write_replaces_whole_file(tmp_path: Path) -> None:
     assert [p.name for p in target.parent.iterdir()] == ["f.txt"]  # no temp files left
 
 
-def test_atomic_write_failure_leaves_old_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_atomic_write_failure_leaves_old_content(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     target = tmp_path / "f.txt"
     fs.atomic_write_text(target, "old")
 

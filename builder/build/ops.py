@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from builder import paths
 from builder.build import checks
 from builder.build.buildenv import build_env
@@ -26,13 +24,10 @@ from builder.build.preflight import Toolchain, full_preflight, quick_toolchain
 from builder.build.store import KeyInputs, Store, StoreEntry, op_key
 from builder.build.toolchain import find_cuobjdump
 from builder.errors import CheckFailed, CommandError
+from builder.models import Frozen as _Frozen
 from builder.util.cmd import run
 from builder.util.fs import atomic_write_text
 from builder.util.hashing import default_source_exclude, tree_digest
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class OpBuildRequest(_Frozen):
@@ -120,8 +115,8 @@ def _compile(req: OpBuildRequest, tc: Toolchain, out: Path, steps: _Steps) -> No
     log = out / "build.log"
     env = build_env(tc, work)
     with steps.step("compile"):
-        cmd: list[str | Path] = [tc.facts.python, "-m", "pip", "wheel", "--no-build-isolation", "--no-deps",
-               "--no-index", "-v", "-w", out / "dist", src]
+        cmd: list[str | Path] = [tc.facts.python, "-m", "pip", "wheel", "--no-build-isolation",
+                                 "--no-deps", "--no-index", "-v", "-w", out / "dist", src]
         try:
             run(cmd, cwd=src, env=env, log_path=log, echo=True)
         except CommandError as exc:

@@ -21,18 +21,14 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from builder.errors import CheckFailed
+from builder.models import Frozen as _Frozen
 from builder.util.cmd import run
 
 _RELEASE = re.compile(r"release (\d+)\.(\d+), V(\d+\.\d+\.\d+)")
 _GNUC_MAX = re.compile(r"#if\s+__GNUC__\s*>\s*(\d+)")
 _TOP = re.compile(r"^#\$ TOP=(.+)$", re.MULTILINE)
 
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Toolkit(_Frozen):

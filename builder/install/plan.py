@@ -17,16 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from builder.errors import UsageError
+from builder.models import Frozen as _Frozen
 from builder.util.hashing import payload_digest
 
 PLAN_SCHEMA = 1
 
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class CondaRecord(_Frozen):
