@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,7 +83,8 @@ def stage_lock(ctx: Context) -> tuple[Action, str]:
         result = lock(_lock_request(ctx, path))
         ctx.lockfile = Path(result.path)
         return "done", f"wrote {ctx.lockfile}"
-    diffs = check(_lock_request(ctx, path))
+    # where the committed lockfile was solved (live, mirror, snapshot) is not staleness
+    diffs = check(replace(_lock_request(ctx, path), check_channels=bool(ctx.req.channels)))
     if diffs:
         raise CheckFailed(f"{path} is stale for {ctx.loaded.path}:\n"
                           + "\n".join(f"  - {d}" for d in diffs),

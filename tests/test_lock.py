@@ -221,7 +221,6 @@ COMMITTED = (Path(__file__).resolve().parent.parent / "lockfiles"
              / "mask2former-cu117.conda-lock.yml")
 
 
-@pytest.mark.skipif(not COMMITTED.exists(), reason=f"{COMMITTED} not committed yet")
 def test_committed_cu117_lockfile() -> None:
     lf = read_lockfile(COMMITTED)
     conda = {p.name: p for p in lf.package if p.manager == "conda"}
@@ -238,7 +237,6 @@ def test_committed_cu117_lockfile() -> None:
     assert all(s.commit and len(s.sha256) == 64 for s in meta.sources)
 
 
-@pytest.mark.skipif(not COMMITTED.exists(), reason=f"{COMMITTED} not committed yet")
 def test_committed_cu117_lockfile_is_fresh() -> None:
     """`envbuild lock envspecs/mask2former.yaml --cuda 11.7 --check` with the real resolver."""
     from tests.helpers import run_cli
@@ -247,3 +245,32 @@ def test_committed_cu117_lockfile_is_fresh() -> None:
                   "--channel-snapshot", str(SNAPSHOT), "--check")
     assert out.returncode == 0, out.stderr
     assert "up to date" in out.stdout
+
+
+def test_committed_lockfile_is_not_stale_for_env_on_live_channels() -> None:
+    """`make env` uses the committed lockfile as is: that it was solved from the snapshot is
+    no reason to call it stale (its records carry the real URLs); only a changed request is."""
+    from dataclasses import replace
+
+    from builder.lock import LockRequest, check
+    from builder.resolve import ResolveRequest, resolve
+    from builder.spec import load_spec
+
+    loaded = load_spec(COMMITTED.parent.parent / "envspecs" / "mask2former.yaml")
+    req = LockRequest(spec=loaded, resolution=resolve(loaded, ResolveRequest(cuda="11.7")),
+                      output=COMMITTED)
+    assert check(replace(req, check_channels=False)) == []
+    assert any("channels" in d for d in check(req))  # `envbuild lock --check` still sees it
+    changed = replace(req, resolution=req.resolution.model_copy(
+        update={"pip": (*req.resolution.pip, "rich")}), check_channels=False)
+    assert any("rich" in d for d in check(changed))
+
+
+def test_committed_lockfile_is_an_install_plan() -> None:
+    from builder.install.plan import load_plan
+
+    plan = load_plan(COMMITTED, platform="linux-64")
+    nvcc = [r for r in plan.conda if r.name == "cuda-nvcc"]
+    assert len(nvcc) == 1 and nvcc[0].sha256 is None and nvcc[0].key.startswith("md5-")
+    assert all(r.key == r.sha256 for r in plan.conda if r.name != "cuda-nvcc")
+    assert plan.pip and all(len(r.sha256) == 64 for r in plan.pip)

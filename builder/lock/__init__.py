@@ -34,6 +34,10 @@ class LockRequest:
     channels: tuple[str, ...] = ()  # --channel URL or NAME=URL
     solver: str = "rattler"
     source_overrides: Mapping[str, Path] = field(default_factory=dict)
+    # check() only: compare where repodata came from too.  Off when an env is installed
+    # from a committed lockfile: records carry their real URLs, so a lockfile solved from
+    # a snapshot or a mirror is as good as one solved live; only what was asked for counts.
+    check_channels: bool = True
 
 
 def lock(req: LockRequest) -> LockResult:

@@ -127,6 +127,8 @@ def run_check(req: LockRequest) -> list[str]:
     prep = prepare(req)
     problems = []
     for key, new in prep.components.items():
+        if not req.check_channels and key in {"channels", "solver"}:
+            continue
         old = meta.inputs.get(key)
         if old != new:
             detail = f" ({old} -> {new})" if key in {"matrix_version", "solver",
