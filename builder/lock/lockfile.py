@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from builder.errors import UsageError
+from builder.errors import SpecError, UsageError
 from builder.sources import PinnedSource
 from builder.util.hashing import payload_digest
 
@@ -143,7 +143,11 @@ def render_lockfile(lockfile: Lockfile, spec_rel: str, cuda: str) -> str:
 
 
 def read_lockfile(path: Path) -> Lockfile:
-    """Parse ``path`` with conda-lock's parser (a usage error when missing or malformed)."""
+    """Parse ``path`` with conda-lock's parser (a usage error when missing or malformed).
+
+    A file the parser rejects is reported at ``path:line``: the YAML parser's own line, or
+    the line of the first field that failed validation (see :func:`_unreadable`).
+    """
     from conda_lock.lockfile import parse_conda_lock_file
 
     try:
@@ -151,12 +155,47 @@ def read_lockfile(path: Path) -> Lockfile:
     except FileNotFoundError:
         raise UsageError(f"lockfile not found: {path}",
                          hint="create it with `envbuild lock SPEC --cuda X.Y`") from None
-    except (ValueError, ValidationError, TypeError, KeyError, AttributeError) as exc:
-        raise UsageError(f"{path}: not a readable conda-lock lockfile ({exc})",
-                         hint="regenerate it with `envbuild lock`") from None
-    except Exception as exc:  # yaml errors have no common base we import here
-        raise UsageError(f"{path}: not a readable conda-lock lockfile ({exc})",
-                         hint="regenerate it with `envbuild lock`") from None
+    except Exception as exc:  # noqa: BLE001 - yaml, pydantic, decoding, conda-lock's own
+        raise _unreadable(Path(path), exc) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> SpecError:
+    """The parser's failure as a ``path:line`` usage error (line 1 = the whole document)."""
+    import yaml
+
+    line, detail = 1, f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        detail = "malformed YAML: " + " ".join(str(p) for p in (exc.context, exc.problem) if p)
+    elif isinstance(exc, UnicodeDecodeError):
+        raw = path.read_bytes()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as full:
+            line = raw[:full.start].count(b"\n") + 1
+        detail = "not UTF-8 text"
+    elif isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        line = _line_of(path, loc)
+        detail = (f"{'.'.join(str(p) for p in loc) or 'document'}: {first['msg']}"
+                  + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""))
+    else:
+        line = _line_of(path, ("version",)) if "version" in str(exc) else 1
+    return SpecError(f"not a readable conda-lock lockfile ({detail})",
+                     location=f"{path}:{line}", hint="regenerate it with `envbuild lock`")
+
+
+def _line_of(path: Path, loc: tuple[str | int, ...]) -> int:
+    """Line of ``loc`` (or its deepest known parent) in the YAML file ``path``."""
+    from builder.yamlloc import load_located
+
+    try:
+        return load_located(path).line(loc)
+    except SpecError as exc:  # a stricter parser (e.g. duplicate keys): use its line
+        where = (exc.location or "").rsplit(":", 1)[-1]
+        return int(where) if where.isdigit() else 1
 
 
 def envbuild_metadata(lockfile: Lockfile) -> EnvbuildMeta:
