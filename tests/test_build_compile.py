@@ -132,3 +132,15 @@ def test_kernels_pass_on_every_visible_gpu(built: dict[str, OpBuildResult],
     report = run_sanity(layered_prefix, ("msdeformattn",))
     assert report.devices
     assert all(c.status == "PASS" for c in report.checks), report.checks
+
+
+def test_every_env_gets_a_torch_gpu_check(layered_prefix: Path) -> None:
+    """Even with no ops, sanity proves torch on each GPU — or says why it could not."""
+    report = run_sanity(layered_prefix, ())
+    rows = [c for c in report.checks if c.check == "torch.matmul"]
+    assert rows, report.checks
+    if report.devices:
+        assert len(rows) == len(report.devices) and all(c.status == "PASS" for c in rows)
+    else:
+        assert [c.status for c in rows] == ["SKIPPED"]
+        assert "GPU" in rows[0].reason

@@ -135,6 +135,26 @@ def detectron2_box_iou_rotated(dev: str) -> str:
     return "box_iou_rotated CUDA == CPU on 16x16 boxes"
 
 
+def torch_matmul(dev: str) -> str:
+    """torch itself runs on the GPU: a float32 and a float64 matmul agree with the CPU's."""
+    gen = torch.Generator().manual_seed(0)
+    for dtype, tol in ((torch.float32, 1e-3), (torch.float64, 1e-10)):
+        x = torch.randn(128, 128, generator=gen, dtype=dtype)
+        want = x @ x
+        got = (x.to(dev) @ x.to(dev)).cpu()
+        torch.testing.assert_close(got, want, atol=tol, rtol=tol)
+    return "matmul on the GPU == CPU (float32, float64)"
+
+
+def check_torch(gpus: list[dict[str, Any]], no_gpu: str | None) -> list[dict[str, Any]]:
+    """Every env: torch on every visible GPU (no ops needed); SKIPPED without a GPU."""
+    if no_gpu is not None:
+        return [{"check": "torch.matmul", "device": None, "status": "SKIPPED",
+                 "reason": no_gpu, "seconds": 0.0}]
+    return [_result("torch.matmul", f"cuda:{g['index']} ({g['name']}, sm_{g['capability']})",
+                    lambda dev=f"cuda:{g['index']}": torch_matmul(dev)) for g in gpus]
+
+
 def check_kind(kind: str, gpus: list[dict[str, Any]], no_gpu: str | None) -> list[dict[str, Any]]:
     def do_import() -> str:
         mod = importlib.import_module(MODULES[kind])
@@ -174,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     kinds = args.check or [k for k, mod in MODULES.items()
                            if importlib.util.find_spec(mod.split(".")[0]) is not None]
     gpus, no_gpu = devices()
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = check_torch(gpus, no_gpu)
     for kind in kinds:
         rows += check_kind(kind, gpus, no_gpu)
     print(json.dumps({"torch": torch.__version__, "torch_cuda": torch.version.cuda,
