@@ -101,3 +101,31 @@ def test_concurrent_builders_build_once(tmp_path: Path) -> None:
         t.join()
     assert len(calls) == 1
     assert sorted(results) == [False, True, True, True]
+
+
+def test_a_killed_builds_temp_dirs_are_removed_by_the_next_build(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    key = "e" * 64
+    left = tmp_path / "store" / "tmp" / f"{key}-killed01"
+    (left / "work").mkdir(parents=True)
+    (left / "work" / "big.o").write_bytes(b"x" * 100)
+    store.get_or_build(key, _fake_build, {})
+    assert list((tmp_path / "store" / "tmp").iterdir()) == []
+
+
+def test_sweep_spares_temp_dirs_whose_key_lock_is_held(tmp_path: Path) -> None:
+    from builder.util.fs import file_lock
+
+    store = Store(tmp_path / "store")
+    tmp = tmp_path / "store" / "tmp"
+    busy, gone, legacy = "b" * 64, "a" * 64, "d" * 12  # legacy: older envbuild's key[:12]
+    for name in (f"{busy}-live0001", f"{gone}-dead0001", f"{legacy}-dead0002"):
+        (tmp / name).mkdir(parents=True)
+    store.lock_path(gone).parent.mkdir(parents=True)
+    store.lock_path(gone).touch()  # left by the killed builder, nobody holds it
+    store.lock_path("d" * 64).touch()
+    with file_lock(store.lock_path(busy)):
+        store.get_or_build("c" * 64, _fake_build, {})
+        assert sorted(p.name for p in tmp.iterdir()) == [f"{busy}-live0001"]
+    assert store.sweep_temp_dirs() == [f"{busy}-live0001"]
+    assert list(tmp.iterdir()) == []

@@ -19,6 +19,7 @@ LOGS = DATA / "build-logs"
     ("deprecated-type-properties.log", "deprecated-type-properties", "tensor.type()"),
     ("cuda-home-none.log", "cuda-home-none", "CUDA_HOME"),
     ("empty-arch-list-no-gpu.log", "empty-arch-list", "TORCH_CUDA_ARCH_LIST"),
+    ("import-undefined-symbol.log", "undefined-symbol", "envbuild_relop_missing"),
 ])
 def test_recorded_logs(log: str, expected: str, in_cause: str) -> None:
     found = diagnose((LOGS / log).read_text())

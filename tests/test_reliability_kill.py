@@ -148,6 +148,11 @@ def _store_problems(store_root: Path) -> list[str]:
     return problems
 
 
+def _temp_dirs(store_root: Path) -> list[str]:
+    tmp = store_root / "tmp"
+    return sorted(d.name for d in tmp.iterdir()) if tmp.is_dir() else []
+
+
 def _half_published(store_root: Path) -> set[str]:
     ops = store_root / "ops"
     return {d.name for d in ops.iterdir() if not (d / MARKER).exists()} if ops.is_dir() else set()
@@ -198,6 +203,8 @@ def _build_trials(stream: int, prefix: Path, root: Path, trials: int, seed: int,
             failures.append(f"{tag}: store: {problems}")
         half = _half_published(store_root)
         outcome["half-published entries left"] += len(half)
+        if _temp_dirs(store_root):
+            outcome["killed builds that left a temp dir"] += 1
         rc, out, err, _ = run_to_end(args, logs, env=env)
         if rc != 0:
             failures.append(f"{tag}: next run: exit {rc}: {err[-400:]}")
@@ -210,8 +217,10 @@ def _build_trials(stream: int, prefix: Path, root: Path, trials: int, seed: int,
         problems = _store_problems(store_root)
         if problems:
             failures.append(f"{tag}: next run: store: {problems}")
-    leftovers = list((store_root / "tmp").iterdir()) if (store_root / "tmp").is_dir() else []
-    outcome["store tmp dirs left"] += len(leftovers)
+        leftovers = _temp_dirs(store_root)
+        if leftovers:
+            failures.append(f"{tag}: next run: store: temp dirs left behind: {leftovers}")
+    outcome["store tmp dirs left"] += len(_temp_dirs(store_root))
 
 
 def test_kill_9_during_build(layered_prefix: Path, tmp_path: Path) -> None:  # noqa: F811

@@ -1,15 +1,23 @@
 """Build one op: a list of named, timed steps.
 
 ``toolchain`` -> ``source-digest`` -> ``key`` -> (store miss: ``preflight`` ->
-``copy`` -> ``fixups`` -> ``compile`` -> ``check-targets`` -> publish) ->
-``install`` -> ``check-import``.  A store hit skips straight to install, and
-install is skipped when the prefix already holds this exact build.
+``copy`` -> ``fixups`` -> ``compile`` -> ``check-targets`` -> ``check-import`` ->
+publish) -> ``install``.
+
+Every check runs on the candidate wheel inside the store's temp dir, before it is
+published and before the prefix is touched: ``check-import`` unpacks it next to the
+build and imports it (after torch) with the prefix's python.  A failed check publishes
+nothing and leaves the prefix as it was, so the next run builds again.  A store hit is
+import-checked the same way before it is installed (an entry that fails is evicted and
+rebuilt once); install is skipped when the prefix already holds this exact build.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sysconfig
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -104,7 +112,10 @@ def key_inputs(req: OpBuildRequest, tc: Toolchain, source_digest: str) -> KeyInp
 
 
 def _compile(req: OpBuildRequest, tc: Toolchain, out: Path, steps: _Steps) -> None:
-    """Copy, fix up, compile and check inside the store's temp dir ``out``."""
+    """Copy, fix up, compile and check inside the store's temp dir ``out``.
+
+    On return ``out`` holds the checked wheel and ``build.log``, ready to publish.
+    """
     work = out / "work"
     src = work / "src"
     with steps.step("copy"):
@@ -126,19 +137,41 @@ def _compile(req: OpBuildRequest, tc: Toolchain, out: Path, steps: _Steps) -> No
         raise CheckFailed(f"expected one wheel from the build of {req.name}, got {wheels}")
     with steps.step("check-targets"):
         steps.details["check-targets"] = _check_targets(req, tc, wheels[0], work)
+    with steps.step("check-import"):
+        _check_candidate(tc, wheels[0], work / "candidate")
     shutil.move(str(wheels[0]), out / wheels[0].name)
     shutil.rmtree(work, ignore_errors=True)
     shutil.rmtree(out / "dist", ignore_errors=True)
 
 
 def _check_targets(req: OpBuildRequest, tc: Toolchain, wheel: Path, work: Path) -> str:
-    tool = find_cuobjdump(tc.toolkit, tc.facts.site_packages)
+    """cuobjdump the wheel's extensions; the tool is looked for in the toolkit, PATH, the
+    prefix, the site dir torch comes from, and envbuild's own environment."""
+    torch_site = tc.facts.torch_dir.parent if tc.facts.torch_dir else None
+    tool = find_cuobjdump(tc.toolkit, tc.facts.site_packages, torch_site,
+                          Path(sysconfig.get_paths()["purelib"]))
     if tool is None:
         if req.require_cuobjdump:
             raise CheckFailed("cuobjdump not found; cannot check the built sm targets",
                               hint="pip install nvidia-cuda-cuobjdump into the prefix")
         return "NOT CHECKED: no cuobjdump (toolkit, PATH, nvidia wheels, triton)"
-    return checks.check_targets(wheel, req.arch_list, tool, work)
+    return f"{checks.check_targets(wheel, req.arch_list, tool, work)} (cuobjdump: {tool})"
+
+
+def _prefix_env(tc: Toolchain) -> dict[str, str]:
+    """The environment pip and python get in the prefix (nothing inherited by accident)."""
+    return {"PATH": str(tc.prefix / "bin") + ":/usr/bin:/bin", "HOME": str(paths.home()),
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONNOUSERSITE": "1"}
+
+
+def _check_candidate(tc: Toolchain, wheel: Path, where: Path) -> None:
+    """Unpack ``wheel`` into ``where`` and import it there with the prefix's python."""
+    checks.unpack_wheel(wheel, where)
+    try:
+        checks.check_import(tc.facts.python, checks.module_names(wheel), _prefix_env(tc),
+                            where=where)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def _failure(req: OpBuildRequest, log: Path, exc: CommandError) -> BuildFailed:
@@ -151,21 +184,29 @@ def _failure(req: OpBuildRequest, log: Path, exc: CommandError) -> BuildFailed:
                        f"full log: {keep}", hint="apply the fix named above and run build again")
 
 
-def _install(req: OpBuildRequest, tc: Toolchain, entry: StoreEntry, steps: _Steps) -> bool:
-    """pip-install the stored wheel into the prefix unless this exact build is there already."""
+def _installed_key(req: OpBuildRequest) -> str | None:
+    """The store key of the build the prefix holds for this op, per its record."""
     record = req.prefix / ".envbuild" / "ops" / f"{req.name}.json"
-    if record.exists() and json.loads(record.read_text()).get("key") == entry.key:
-        return False
-    env = {"PATH": str(tc.prefix / "bin") + ":/usr/bin:/bin", "HOME": str(paths.home()),
-           "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONNOUSERSITE": "1"}
+    if not record.exists():
+        return None
+    key = json.loads(record.read_text()).get("key")
+    return key if isinstance(key, str) else None
+
+
+def _check_hit(tc: Toolchain, entry: StoreEntry, steps: _Steps) -> None:
+    """Import-check a stored wheel before it is installed (outside the store: no lock)."""
+    with steps.step("check-import"), tempfile.TemporaryDirectory(prefix="envbuild-check-") as d:
+        _check_candidate(tc, entry.wheel, Path(d) / "candidate")
+
+
+def _install(req: OpBuildRequest, tc: Toolchain, entry: StoreEntry, steps: _Steps) -> None:
+    """pip-install the (already checked) stored wheel into the prefix and record it."""
     with steps.step("install"):
         run([tc.facts.python, "-m", "pip", "install", "--no-deps", "--force-reinstall",
-             "--no-index", entry.wheel], env=env, echo=True)
-    with steps.step("check-import"):
-        checks.check_import(tc.facts.python, checks.module_names(entry.wheel), env)
+             "--no-index", entry.wheel], env=_prefix_env(tc), echo=True)
+    record = req.prefix / ".envbuild" / "ops" / f"{req.name}.json"
     atomic_write_text(record, json.dumps({"key": entry.key, "wheel": str(entry.wheel)},
                                          indent=2, sort_keys=True))
-    return True
 
 
 def build_op(req: OpBuildRequest, store: Store | None = None,
@@ -191,6 +232,26 @@ def build_op(req: OpBuildRequest, store: Store | None = None,
 
     meta = {"inputs": inputs.model_dump(mode="json"), "schema": 1}
     entry, hit = store.get_or_build(key, build, meta)
-    installed = _install(req, tc, entry, steps)
+    installed = _installed_key(req) != key
+    if installed:
+        if hit:
+            entry, hit = _recheck_hit(store, tc, entry, steps, build, meta, log)
+        _install(req, tc, entry, steps)
     return OpBuildResult(name=req.name, key=key, wheel=entry.wheel, cache_hit=hit,
                          installed=installed, steps=tuple(steps.steps), warnings=tc.warnings)
+
+
+def _recheck_hit(store: Store, tc: Toolchain, entry: StoreEntry, steps: _Steps,
+                 build: Callable[[Path], None], meta: dict[str, object],
+                 log: Callable[[str], None] | None) -> tuple[StoreEntry, bool]:
+    """Import-check a hit before installing it; a stored wheel that fails (published by an
+    envbuild that checked after publishing) is evicted and rebuilt once, checked."""
+    try:
+        _check_hit(tc, entry, steps)
+    except CheckFailed as exc:
+        if log:
+            log(f"stored build {entry.key[:12]} does not import ({exc.message.splitlines()[0]}); "
+                "removing it and building again")
+        store.evict(entry.key)
+        return store.get_or_build(entry.key, build, meta)
+    return entry, True

@@ -239,8 +239,13 @@ def extra_include_dirs(site_dirs: list[Path], toolkit: Toolkit) -> list[Path]:
     return out
 
 
-def find_cuobjdump(toolkit: Toolkit | None, site_packages: Path | None) -> Path | None:
-    """cuobjdump from the toolkit, the PATH, or a wheel in the prefix (triton ships one)."""
+def find_cuobjdump(toolkit: Toolkit | None, *site_dirs: Path | None) -> Path | None:
+    """cuobjdump from the toolkit, the PATH, or a wheel in one of ``site_dirs``.
+
+    Callers pass the prefix's site-packages first, then the directory torch is imported
+    from (a layered prefix sees it through a ``.pth``), then envbuild's own environment:
+    triton, a torch dependency, ships a cuobjdump under ``triton/backends/nvidia/bin``.
+    """
     import shutil
 
     candidates: list[Path] = []
@@ -249,8 +254,8 @@ def find_cuobjdump(toolkit: Toolkit | None, site_packages: Path | None) -> Path 
     on_path = shutil.which("cuobjdump")
     if on_path:
         candidates.append(Path(on_path))
-    if site_packages is not None:
-        candidates += [Path(p) for p in sorted(glob.glob(str(site_packages / "nvidia" / "*" / "bin"
+    for site in dict.fromkeys(d for d in site_dirs if d is not None):
+        candidates += [Path(p) for p in sorted(glob.glob(str(site / "nvidia" / "*" / "bin"
                                                               / "cuobjdump")))]
-        candidates.append(site_packages / "triton" / "backends" / "nvidia" / "bin" / "cuobjdump")
+        candidates.append(site / "triton" / "backends" / "nvidia" / "bin" / "cuobjdump")
     return next((c for c in candidates if os.access(c, os.X_OK)), None)

@@ -10,6 +10,7 @@ Imports only torch and the standard library (plus the op being checked).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -152,7 +153,7 @@ def check_torch(gpus: list[dict[str, Any]], no_gpu: str | None) -> list[dict[str
         return [{"check": "torch.matmul", "device": None, "status": "SKIPPED",
                  "reason": no_gpu, "seconds": 0.0}]
     return [_result("torch.matmul", f"cuda:{g['index']} ({g['name']}, sm_{g['capability']})",
-                    lambda dev=f"cuda:{g['index']}": torch_matmul(dev)) for g in gpus]
+                    functools.partial(torch_matmul, f"cuda:{g['index']}")) for g in gpus]
 
 
 def check_kind(kind: str, gpus: list[dict[str, Any]], no_gpu: str | None) -> list[dict[str, Any]]:

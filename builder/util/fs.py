@@ -75,6 +75,31 @@ def file_lock(path: Path, *, what: str | None = None, quiet: bool = False) -> It
         os.close(fd)
 
 
+@contextlib.contextmanager
+def try_file_lock(path: Path) -> Iterator[bool]:
+    """Try once, without waiting, to lock an existing lock file; yields whether we hold it.
+
+    A missing ``path`` yields True without creating it: nobody can hold a lock on a file
+    that is not there (lock holders create it before doing anything under it).
+    """
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def _read_holder(fd: int) -> str:
     try:
         return os.pread(fd, 32, 0).decode().strip()

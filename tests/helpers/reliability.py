@@ -4,7 +4,8 @@
   :func:`kill_after`);
 * digests of prefixes and stores to prove "nothing changed" (:func:`tree_state`);
 * a cheap CUDA op (one trivial kernel, no torch headers: a build takes seconds, not a
-  minute) and a spec that builds it from a ``path:`` source (:func:`write_cheap_op`);
+  minute), optionally one that fails to import (undefined symbol), and a spec that builds
+  it from a ``path:`` source (:func:`write_cheap_op`);
 * small pure-python wheels and a find-links page with hashes (:func:`write_wheel`,
   :func:`write_links_page`), and a loopback HTTP server that records what it was
   asked (:func:`serve_directory`).
@@ -209,28 +210,38 @@ _OP_MODULE = """\
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 int envbuild_relop_launch(float* d, int n);
+%s
 static PyObject* variant(PyObject* self, PyObject* args) { return PyLong_FromLong(%d); }
 static PyMethodDef methods[] = {{"variant", variant, METH_NOARGS, "which source variant"},
                                 {NULL, NULL, 0, NULL}};
 static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "envbuild_relop", NULL, -1, methods};
 PyMODINIT_FUNC PyInit_envbuild_relop(void) {
-  (void)&envbuild_relop_launch;
+  (void)&envbuild_relop_launch;%s
   return PyModule_Create(&def);
 }
 """
 
 
-def write_cheap_op(root: Path, variant: int) -> Path:
+# With broken=True the module calls a function that is declared but defined nowhere: it
+# compiles and links (a shared object may have undefined symbols) but fails to import with
+# "undefined symbol: envbuild_relop_missing".
+_BROKEN_DECL = "int envbuild_relop_missing(void);"
+_BROKEN_CALL = "\n  if (envbuild_relop_missing()) return NULL;"
+
+
+def write_cheap_op(root: Path, variant: int, *, broken: bool = False) -> Path:
     """Write (or rewrite) the op under ``root/op`` and its spec ``root/relop.yaml``.
 
     ``variant`` is compiled into the module (``envbuild_relop.variant()``), so each
-    variant is a different source digest and a different store key.
+    variant is a different source digest and a different store key.  ``broken`` makes
+    the import fail with an undefined symbol (see ``_BROKEN_DECL``).
     """
     op = root / "op"
     (op / "src").mkdir(parents=True, exist_ok=True)
     (op / "setup.py").write_text(_OP_SETUP)
     (op / "src" / "kernel.cu").write_text(_OP_KERNEL)
-    (op / "src" / "mod.c").write_text(_OP_MODULE % variant)
+    decl, call = (_BROKEN_DECL, _BROKEN_CALL) if broken else ("", "")
+    (op / "src" / "mod.c").write_text(_OP_MODULE % (decl, variant, call))
     spec = root / "relop.yaml"
     spec.write_text("name: relop\npython: '3.11'\ntorch: '==2.14.1'\ntorch_from: pypi\n"
                     "cuda: {default: '13.0'}\nsources:\n  mine: {path: op}\n"
