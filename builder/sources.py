@@ -321,6 +321,6 @@ def parse_source_overrides(values: tuple[str, ...] | list[str]) -> dict[str, Pat
 
 def redact_url(url: str) -> str:
     """``url`` without credentials (``user:token@`` and ``/t/<token>/`` segments)."""
-    from builder.lock.redact import redact
+    from builder.util.redact import redact
 
     return redact(url)

@@ -191,3 +191,28 @@ def test_md5_only_record_with_wrong_md5_is_refused(lockfile: Path, tmp_path: Pat
     with pytest.raises(CheckFailed, match="md5 mismatch"):
         install(InstallRequest(lockfile=bad, prefix=prefix))
     assert not prefix.exists()
+
+
+def _located_line(path: Path, exc: EnvbuildError) -> str:
+    """The lockfile line an error's ``path:line:`` prefix points at."""
+    prefix, line, _ = exc.message.split(":", 2)
+    assert prefix == str(path), exc.message
+    return path.read_text().splitlines()[int(line) - 1]
+
+
+@pytest.mark.parametrize(("change", "platform", "expected", "at"), [
+    (("\n  url: file://", "\n  url: "), "linux-64", "has no scheme", "url: /"),
+    (("/noarch/", "/osx-64/"), "linux-64", "no linux-64 or noarch subdir", "url: file://"),
+    ((".conda\n", ".zip\n"), "linux-64", "conda archive", "url: file://"),
+    (("", ""), "osx-arm64", "not for this machine (osx-arm64)", "platforms:"),
+])
+def test_plan_errors_name_the_lockfile_line(lockfile: Path, change: tuple[str, str],
+                                            platform: str, expected: str, at: str) -> None:
+    """Records envbuild cannot install are refused at their ``path:line`` (exit 2)."""
+    text = lockfile.read_text()
+    assert change[0] in text
+    lockfile.write_text(text.replace(*change, 1) if change[0] else text)
+    with pytest.raises(UsageError) as info:
+        load_plan(lockfile, platform=platform)
+    assert info.value.exit_code == 2 and expected in info.value.message
+    assert at in _located_line(lockfile, info.value)

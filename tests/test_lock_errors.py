@@ -10,7 +10,7 @@ from builder.errors import ConflictError, UsageError
 from builder.lock import LockRequest, lock
 from builder.lock.channels import ChannelUnavailable, plan_channels
 from builder.lock.conda_layer import SOLVERS, get_solver
-from builder.lock.redact import redact
+from builder.util.redact import redact
 from tests.helpers import SNAPSHOT, snapshot_missing_reason
 from tests.helpers.lock import cu117_resolution, mini_spec
 

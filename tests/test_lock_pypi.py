@@ -9,7 +9,7 @@ import pytest
 from builder.errors import ConflictError
 from builder.lock import LockRequest, lock
 from builder.lock.lockfile import read_lockfile
-from builder.lock.pypi_layer import PypiRequest, solve_pypi, target_tags
+from builder.lock.pypi_layer import PypiRequest, _best_wheel, solve_pypi, target_tags
 from tests.helpers import SNAPSHOT, snapshot_missing_reason
 from tests.helpers.lock import cu117_resolution, mini_spec
 
@@ -19,6 +19,21 @@ def test_target_tags_prefer_cp38_manylinux() -> None:
     assert tags[0] == "cp38-cp38-manylinux_2_17_x86_64"
     assert "cp38-abi3-manylinux2014_x86_64" in tags and "py3-none-any" in tags
     assert not any("manylinux_2_28" in t for t in tags)
+
+
+def test_best_wheel_reads_percent_encoded_local_versions() -> None:
+    """uv writes a local version's ``+`` as ``%2B`` in http wheel URLs: the file name is
+    decoded to read its tags, and the URL is kept exactly as uv gave it."""
+    ranks = {t: i for i, t in enumerate(target_tags("3.11.7", 17))}
+    local = {"url": "http://h/torch-2.13.0%2Bcpu-py3-none-any.whl",
+             "hashes": {"sha256": "ab" * 32}}
+    generic = {"url": "http://h/torch-2.13.0%2Bcpu-cp311-cp311-manylinux_2_17_x86_64.whl"
+                      "?x=1#sha256=" + "cd" * 32, "hashes": {"sha256": "cd" * 32}}
+    assert _best_wheel([local], ranks) is local
+    assert _best_wheel([local, generic], ranks) is generic  # cp311 manylinux ranks first
+    assert generic["url"].count("%2B") == 1  # not rewritten
+    unhashed = {"url": "http://h/torch-2.13.0%2Bcpu-py3-none-any.whl", "hashes": {}}
+    assert _best_wheel([unhashed], ranks) is None
 
 
 @pytest.mark.network

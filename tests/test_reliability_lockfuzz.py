@@ -110,7 +110,7 @@ def _check(path: Path, n_lines: int) -> None:
         kind = _problem_kind(path)
         kind = "plan" if kind == "ok" else kind
         _seen[kind] = _seen.get(kind, 0) + 1
-        if kind in ("yaml", "schema"):
+        if kind in ("yaml", "schema", "plan"):  # plan: the record (or field) at fault
             match = LOCATION.match(exc.message)
             assert match, f"{kind} error without path:line: {exc.message!r}"
             assert match["path"] == str(path)
@@ -184,11 +184,7 @@ CLI_MUTANTS = {
 }
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG (install plan): a conda record whose url has no '/' crashes load_plan with "
-        "IndexError (builder/install/plan.py: dep.url.rsplit('/', 2)[-2]); see RELIABILITY.md")))
-    if n == "plan: url without a path" else n for n in sorted(CLI_MUTANTS)])
+@pytest.mark.parametrize("name", sorted(CLI_MUTANTS))
 def test_fuzzed_lockfile_through_the_real_cli(local: LocalChannel, tmp_path: Path,  # noqa: F811
                                               name: str) -> None:
     good = write_channel_lockfile(local, tmp_path / "good.conda-lock.yml").read_text()
@@ -207,4 +203,9 @@ def test_fuzzed_lockfile_through_the_real_cli(local: LocalChannel, tmp_path: Pat
         assert str(path) in err, err
     if name.startswith(("yaml", "schema")):
         assert rc == 2 and re.search(rf"{re.escape(str(path))}:\d+: ", err), err
+    if name.startswith("plan") and "unknown scheme" not in name:  # the record at fault
+        where = re.search(rf"{re.escape(str(path))}:(\d+): ", err)
+        assert rc == 2 and where, err
+        at = bad.splitlines()[int(where[1]) - 1]
+        assert ("url: nowhere" if "url" in name else "hash:") in at, (at, err)
     assert not prefix.exists() or not any(prefix.iterdir())

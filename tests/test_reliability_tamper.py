@@ -101,10 +101,6 @@ def test_conda_package_changed_in_channel(channel_copy: LocalChannel, tmp_path: 
            prefix_unchanged="1/1", cache_clean="1/1")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (install): archives already in the package cache are trusted without re-checking "
-    "their sha256 (builder/install/fetch.py fetch_all: `is_file()` only; rattler does not "
-    "check either): a changed cached archive is installed. See RELIABILITY.md."))
 def test_conda_package_changed_in_cache(channel_copy: LocalChannel, tmp_path: Path) -> None:
     """The cache is shared by every prefix of a user (or a team): bytes changed there after
     verification must not reach a new prefix."""
@@ -130,6 +126,17 @@ def test_conda_package_changed_in_cache(channel_copy: LocalChannel, tmp_path: Pa
     else:
         _refused(rc, err, "hash")
         assert not new_prefix.exists()
+    # refused, and the changed copy is gone: the next run downloads the channel's bytes
+    _refused(rc, err, "hash mismatch", cached.name, "package cache")
+    assert not cached.exists() and bad_cached_archives(cache) == []
+    assert _tool_says(prefix) == f"hello from {prefix}" and _works(prefix)
+    rc, _, err, _ = run_to_end(["install", str(lockfile), "--prefix", str(new_prefix)],
+                               tmp_path / "logs")
+    assert rc == 0, err
+    assert cached.is_file() and bad_cached_archives(cache) == []
+    assert _tool_says(new_prefix) == f"hello from {new_prefix}"
+    record("tampered conda package in the package cache, next run", trials=1,
+           redownloaded_and_installed=f"{int(rc == 0)}/1")
 
 
 def test_wheel_changed_after_locking(channel_copy: LocalChannel, tmp_path: Path) -> None:

@@ -88,8 +88,11 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
+        from builder.util.redact import redact
+
         path = _crash_report(exc)
-        click.echo(f"envbuild: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"envbuild: internal error: {type(exc).__name__}: {redact(str(exc))}",
+                   err=True)
         click.echo(f"a crash report was written to {path}; please attach it to a bug report",
                    err=True)
         sys.exit(1)
@@ -105,14 +108,18 @@ def _report(exc: EnvbuildError) -> None:
 
 
 def _crash_report(exc: BaseException) -> str:
+    """Write argv and the traceback to a crash file (credentials redacted); return its path."""
     from builder import paths
+    from builder.util.redact import redact
 
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    # argv and exception messages carry channel / index URLs, which may hold credentials
+    text = redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    argv = [redact(arg) for arg in sys.argv]
     try:
         root = paths.crash_dir()
         root.mkdir(parents=True, exist_ok=True)
         path = root / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
-        path.write_text(f"argv: {sys.argv!r}\n\n{text}", encoding="utf-8")
+        path.write_text(f"argv: {argv!r}\n\n{text}", encoding="utf-8")
         return str(path)
     except OSError:
         return "(could not write a crash report: " + text.splitlines()[-1] + ")"

@@ -11,6 +11,19 @@ An archive is downloaded (``file://`` or ``http(s)://``) into a temp dir inside
 ``archives/``, its sha256 (and md5 when the lock gives one) checked against the
 lockfile, and only then published under its hash: nothing unverified ever
 reaches the cache or a prefix.  Rattler is then pointed at the verified copy.
+
+An archive *already* in the cache is re-hashed before every use (its sha256, or its
+md5 for an md5-only record), not trusted because it exists: the cache is shared by
+every prefix of a user or a team, its files can change after they were verified,
+and rattler does not check the record's hash when it extracts an archive.  Always,
+rather than only when rattler has no extracted copy: which extracted copies rattler
+reuses is rattler's business (it re-extracts one it judges stale), and the cost is
+small where it is paid at all: about 0.65 s per GB (a ~1 GB CUDA torch archive),
+only while a new generation is built, which is rare; an up-to-date prefix never
+reaches this module.  A cached archive that fails the check is removed (the next
+run downloads it again) and the install is refused with :class:`CheckFailed`
+before anything is linked.  Files in ``extracted/`` are hardlinked into prefixes
+and are not re-checked (as in conda's own package cache).
 """
 
 from __future__ import annotations
@@ -29,6 +42,7 @@ from builder.errors import CheckFailed, EnvbuildError
 from builder.install import faults
 from builder.install.plan import CondaRecord
 from builder.util.fs import ensure_cachedir_tag, temp_dir_in
+from builder.util.hashing import md5_file, sha256_file
 
 CHUNK = 1 << 20
 INDEX_JSON = "index.json"
@@ -45,9 +59,18 @@ def cached_archive(cache: Path, rec: CondaRecord) -> Path:
 
 
 def fetch_all(records: Sequence[CondaRecord], cache: Path, *, progress: bool) -> list[Path]:
-    """Make sure every record has a verified archive in ``cache``; return their paths."""
+    """Make sure every record has a verified archive in ``cache``; return their paths.
+
+    Cached archives are re-hashed first (see the module docstring); one that no longer
+    matches the lockfile is removed and the install refused.
+    """
     ensure_cachedir_tag(cache)
-    missing = [r for r in records if not cached_archive(cache, r).is_file()]
+    missing = []
+    for rec in records:
+        if cached_archive(cache, rec).is_file():
+            verify_cached(rec, cache)
+        else:
+            missing.append(rec)
     if missing:
         with _progress(progress) as bar:
             for rec in missing:
@@ -83,6 +106,38 @@ def _fetch_one(rec: CondaRecord, cache: Path, bar: Any) -> None:
         except OSError:
             if not final.is_dir():  # lost a race to an identical publish: fine
                 raise
+
+
+def verify_cached(rec: CondaRecord, cache: Path) -> None:
+    """Re-hash ``rec``'s cached archive; on a mismatch remove the entry and raise CheckFailed.
+
+    The key hash is enough here (sha256, or md5 for md5-only records): the md5 of a
+    sha256-pinned record was checked when it was downloaded and adds nothing after.
+    """
+    path = cached_archive(cache, rec)
+    algo, expected = ("sha256", rec.sha256) if rec.sha256 else ("md5", rec.md5)
+    assert expected, "a conda record carries a sha256 or an md5"
+    got = sha256_file(path) if algo == "sha256" else md5_file(path)
+    if got == expected.lower():
+        return
+    _discard(archive_root(cache) / rec.key)
+    raise CheckFailed(
+        f"hash mismatch for {rec.file_name} in the package cache ({path}):\n"
+        f"  expected {algo} {expected}\n  got      {algo} {got}\n"
+        "the cached copy was changed after it was verified; it has been removed. "
+        "Refused; nothing was installed",
+        hint="run the command again to download the package afresh; if this recurs, "
+             "something is modifying the package cache")
+
+
+def _discard(entry: Path) -> None:
+    """Remove a cache entry: renamed away first, so no reader sees it half-deleted."""
+    trash = entry.with_name(f".bad-{entry.name}-{os.getpid()}")
+    try:
+        os.replace(entry, trash)
+    except FileNotFoundError:
+        return  # another process discarded it already
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def index_json_of(cache: Path, rec: CondaRecord) -> dict[str, Any]:

@@ -14,15 +14,16 @@ metadata does not trigger a re-install.
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from builder.errors import UsageError
+from builder.errors import SpecError, UsageError
 from builder.models import Frozen as _Frozen
 from builder.util.hashing import payload_digest
 
 PLAN_SCHEMA = 1
-
+CONDA_SUFFIXES = (".conda", ".tar.bz2")
 
 
 class CondaRecord(_Frozen):
@@ -126,14 +127,20 @@ def _input_hash(model: Any) -> str | None:
 
 
 def load_plan(path: Path, platform: str | None = None) -> InstallPlan:
-    """Read ``path`` and select the records for ``platform`` (default: this machine)."""
+    """Read ``path`` and select the records for ``platform`` (default: this machine).
+
+    A record envbuild cannot install is a :class:`SpecError` at its ``path:line``.
+    """
+    from builder.lock.lockfile import field_location
+
     model = read_lockfile_model(path)
     platform = platform or host_platform()
     platforms = list(model.metadata.platforms)
     if platform not in platforms:
-        raise UsageError(
-            f"{path} is a lockfile for {', '.join(platforms) or 'no platform'}, "
+        raise SpecError(
+            f"a lockfile for {', '.join(platforms) or 'no platform'}, "
             f"not for this machine ({platform})",
+            location=field_location(path, "metadata", "platforms"),
             hint="lock for this platform on a machine of it, or use the matching lockfile")
     conda: list[CondaRecord] = []
     pip: list[PipRecord] = []
@@ -142,19 +149,51 @@ def load_plan(path: Path, platform: str | None = None) -> InstallPlan:
             continue
         sha = dep.hash.sha256
         if not sha and not (dep.manager == "conda" and dep.hash.md5):
-            raise UsageError(f"{path}: {dep.name} {dep.version} has no sha256 in the lockfile",
-                             hint="every record must be hash-pinned; run `make lock`")
+            raise _bad_record(path, dep, "hash",
+                              f"{dep.name} {dep.version} has no sha256 in the lockfile",
+                              "every record must be hash-pinned; run `make lock`")
         if dep.manager == "conda":
             conda.append(CondaRecord(
                 name=dep.name, version=dep.version, build=dep.build or "0",
-                subdir=dep.url.rsplit("/", 2)[-2], url=dep.url, sha256=sha, md5=dep.hash.md5,
+                subdir=_conda_subdir(path, dep, platform), url=dep.url, sha256=sha,
+                md5=dep.hash.md5,
                 depends=tuple(f"{k} {v}".strip() for k, v in sorted(dep.dependencies.items())),
             ))
         else:
             assert sha is not None
             pip.append(PipRecord(name=dep.name, version=dep.version, url=dep.url, sha256=sha))
     if not conda:
-        raise UsageError(f"{path}: no conda packages for {platform}",
-                         hint="a prefix needs at least python from conda; run `make lock`")
+        raise SpecError(f"no conda packages for {platform}",
+                        location=field_location(path, "package"),
+                        hint="a prefix needs at least python from conda; run `make lock`")
     return InstallPlan(lockfile=str(path), platform=platform, conda=tuple(conda),
                        pip=tuple(pip), input_hash=_input_hash(model))
+
+
+def _conda_subdir(path: Path, dep: Any, platform: str) -> str:
+    """The subdir of a conda record's URL ``<scheme>://<channel>/<subdir>/<file>``, checked."""
+    url = str(dep.url or "")
+    parts = urllib.parse.urlsplit(url)
+    segments = parts.path.rstrip("/").split("/")
+    file_name = segments[-1]
+    subdir = segments[-2] if len(segments) >= 2 else ""
+    problem = None
+    if not parts.scheme or "://" not in url:
+        problem = "has no scheme (expected file://, http:// or https://)"
+    elif not file_name.endswith(CONDA_SUFFIXES):
+        problem = "does not end in a conda archive's file name (.conda or .tar.bz2)"
+    elif subdir not in (platform, "noarch"):
+        problem = f"has no {platform} or noarch subdir before the file name"
+    if problem is None:
+        return subdir
+    from builder.util.redact import redact
+
+    raise _bad_record(path, dep, "url",
+                      f"{dep.name} {dep.version}: url {redact(url)!r} {problem}",
+                      "a conda record's url is <channel>/<subdir>/<file>; run `make lock`")
+
+
+def _bad_record(path: Path, dep: Any, field: str, message: str, hint: str) -> SpecError:
+    from builder.lock.lockfile import record_location
+
+    return SpecError(message, location=record_location(path, dep, field), hint=hint)

@@ -11,7 +11,7 @@
   the real URLs, so the lockfile installs from the real channels.
 
 Credentials in channel URLs are used for fetching only; every URL that reaches a
-lockfile, a message or a hash goes through :func:`builder.lock.redact.redact`.
+lockfile, a message or a hash goes through :func:`builder.util.redact.redact`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from builder.errors import EnvbuildError, UsageError
-from builder.lock.redact import redact
 from builder.util.hashing import payload_digest, sha256_file
+from builder.util.redact import redact
 
 DEFAULT_ALIAS = "https://conda.anaconda.org"
 

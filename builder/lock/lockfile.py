@@ -187,6 +187,33 @@ def _unreadable(path: Path, exc: Exception) -> SpecError:
                      location=f"{path}:{line}", hint="regenerate it with `envbuild lock`")
 
 
+def record_location(path: Path, dep: Any, field: str | None = None) -> str:
+    """``path:line`` of a parsed record ``dep`` (or of its ``field``) in the file ``path``.
+
+    conda-lock's model does not keep positions (and may merge entries), so the record is
+    found again in the file by manager, name and platform; the whole ``package`` list is
+    named when it cannot be.
+    """
+    from builder.yamlloc import load_located
+
+    try:
+        located = load_located(path)
+    except SpecError:
+        return f"{path}:1"
+    packages = located.data.get("package") if isinstance(located.data, dict) else None
+    for i, item in enumerate(packages if isinstance(packages, list) else ()):
+        if isinstance(item, dict) and (item.get("manager"), item.get("name"),
+                                       item.get("platform")) == (dep.manager, dep.name,
+                                                                 dep.platform):
+            return located.where("package", i, *((field,) if field else ()))
+    return located.where("package")
+
+
+def field_location(path: Path, *loc: str | int) -> str:
+    """``path:line`` of ``loc`` (or its deepest parent present) in the lockfile ``path``."""
+    return f"{path}:{_line_of(path, tuple(loc))}"
+
+
 def _line_of(path: Path, loc: tuple[str | int, ...]) -> int:
     """Line of ``loc`` (or its deepest known parent) in the YAML file ``path``."""
     from builder.yamlloc import load_located

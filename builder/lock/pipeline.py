@@ -28,7 +28,7 @@ from builder.lock.conda_layer import (
     target_virtual_packages,
 )
 from builder.lock.lockfile import LOCK_SCHEMA, EnvbuildMeta
-from builder.lock.redact import redact
+from builder.util.redact import redact
 
 if TYPE_CHECKING:
     from builder.lock import LockRequest

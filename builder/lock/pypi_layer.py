@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tempfile
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +35,8 @@ from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict
 
 from builder.errors import CommandError, ConflictError, EnvbuildError
-from builder.lock.redact import redact
 from builder.util import cmd
+from builder.util.redact import redact
 
 # conda package name -> PyPI project name, where they differ (python packages only)
 CONDA_TO_PYPI = {
@@ -231,13 +232,17 @@ def _records(req: PypiRequest, packages: list[dict[str, Any]]) -> tuple[list[Pip
 
 
 def _best_wheel(wheels: list[dict[str, Any]], ranks: dict[Tag, int]) -> dict[str, Any] | None:
+    """The hashed wheel whose best tag ranks highest for the target (None when none fits).
+
+    The chosen entry is returned as uv wrote it: its URL stays percent-encoded.
+    """
     best: tuple[int, str] | None = None
     chosen = None
     for wheel in wheels:
         url = wheel.get("url", "")
         if "sha256" not in wheel.get("hashes", {}):
             continue
-        filename = wheel.get("name") or url.rsplit("/", 1)[-1]
+        filename = wheel.get("name") or _url_file_name(url)
         try:
             tags = parse_wheel_filename(filename)[3]
         except ValueError:
@@ -246,3 +251,9 @@ def _best_wheel(wheels: list[dict[str, Any]], ranks: dict[Tag, int]) -> dict[str
         if rank is not None and (best is None or (rank, filename) < best):
             best, chosen = (rank, filename), wheel
     return chosen
+
+
+def _url_file_name(url: str) -> str:
+    """The file name a URL ends in, percent-decoded (uv writes ``+`` as ``%2B``)."""
+    path = urllib.parse.urlsplit(url).path
+    return urllib.parse.unquote(path.rstrip("/").rsplit("/", 1)[-1])

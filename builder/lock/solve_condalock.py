@@ -22,8 +22,8 @@ from pathlib import Path
 
 from builder.errors import CommandError, ConflictError, UsageError
 from builder.lock.conda_layer import CondaRecord, CondaSolveRequest
-from builder.lock.redact import redact
 from builder.util import cmd
+from builder.util.redact import redact
 
 CONDA_BINARIES = ("micromamba", "mamba", "conda")
 

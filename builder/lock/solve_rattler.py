@@ -2,7 +2,8 @@
 
 Snapshot channels are read as ``SparseRepoData`` bound to the channel's *real*
 URL, so solved records carry real download URLs; live channels and mirrors go
-through a rattler ``Gateway`` whose cache lives under ``$ENVBUILD_HOME/rattler``.
+through a rattler ``Gateway`` whose cache lives under ``$ENVBUILD_HOME/rattler``
+(credentials kept out of it: see :mod:`builder.lock.rattler_net`).
 Strict channel priority, highest versions, ``exclude_newer`` as a timestamp
 cutoff (records without a timestamp are kept: nothing can be said about them).
 """
@@ -17,7 +18,8 @@ from typing import Any
 from builder.errors import ConflictError
 from builder.lock.channels import ChannelEntry, ChannelPlan, ChannelUnavailable
 from builder.lock.conda_layer import CondaRecord, CondaSolveRequest
-from builder.lock.redact import redact
+from builder.lock.rattler_net import live_gateway
+from builder.util.redact import redact
 
 MAX_EXPLAIN_LINES = 40
 _sparse_cache: dict[tuple[str, str, str], Any] = {}
@@ -38,14 +40,6 @@ def _sparse(entry: ChannelEntry, subdir: str) -> Any | None:
 
 def _sparse_sources(plan: ChannelPlan, subdirs: Sequence[str]) -> list[Any]:
     return [s for e in plan.all_entries for sd in subdirs if (s := _sparse(e, sd)) is not None]
-
-
-def _gateway() -> Any:
-    from rattler import Gateway
-
-    from builder.paths import home
-
-    return Gateway(cache_dir=home() / "rattler")
 
 
 def _virtual(vps: dict[str, str] | Any) -> list[Any]:
@@ -103,13 +97,11 @@ class RattlerSolver:
         if req.plan.snapshot is not None:
             return list(await solve_with_sparse_repodata(
                 specs, _sparse_sources(req.plan, req.subdirs), **common))
-        from rattler import Channel
-
-        channels = [Channel(e.fetch_url) for e in req.plan.all_entries]
         try:
-            return list(await solve(channels, specs, gateway=_gateway(),
-                                    platforms=[*req.subdirs],  # type: ignore[list-item]
-                                    **common))
+            with live_gateway(req.plan.all_entries) as (channels, gateway):
+                return list(await solve(channels, specs, gateway=gateway,
+                                        platforms=[*req.subdirs],  # type: ignore[list-item]
+                                        **common))
         except Exception as exc:
             if type(exc).__name__ in {"GatewayError", "FetchRepoDataError", "IoError"}:
                 raise _unreachable(req.plan, str(exc)) from None
@@ -140,12 +132,10 @@ class RattlerSolver:
         return [r for r in found if ms.matches(r)]
 
     def _query_live(self, plan: ChannelPlan, subdirs: Sequence[str], name: str) -> list[Any]:
-        from rattler import Channel
-
-        channels = [Channel(e.fetch_url) for e in plan.all_entries]
         try:
-            per_channel = asyncio.run(_gateway().query(channels, list(subdirs), [name],
-                                                       recursive=False))
+            with live_gateway(plan.all_entries) as (channels, gateway):
+                per_channel = asyncio.run(gateway.query(channels, list(subdirs), [name],
+                                                        recursive=False))
         except Exception as exc:  # noqa: BLE001 - rattler raises several network types
             raise _unreachable(plan, str(exc)) from None
         return [r for recs in per_channel for r in recs if r.name.normalized == name]
