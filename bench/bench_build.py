@@ -1,6 +1,6 @@
 """Benchmark op builds: one arch vs torch's default arch list, and an unchanged rebuild.
 
-    .venv/bin/python bench/bench_build.py [--op tests/data/ops/msda] [--repeats 1] [--arch 9.0]
+    .venv/bin/python bench/bench_build.py [--op tests/data/ops/msda] [--repeats 5] [--arch 9.0]
 
 Each timed build uses a fresh store (so it really compiles) and a throwaway prefix
 layered on .venv (installs never touch .venv).  Writes bench/results/build.json.
@@ -53,7 +53,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--op", type=Path, default=REPO / "tests" / "data" / "ops" / "msda")
     parser.add_argument("--arch", default="9.0")
-    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--base", type=Path, default=REPO / ".venv")
     args = parser.parse_args()
     one = tuple(args.arch.split(";"))

@@ -19,6 +19,7 @@ from ruamel.yaml import YAML
 from builder.errors import EnvbuildError
 from builder.spec import load_spec
 from tests.helpers import DATA, run_cli
+from tests.helpers.reliability import mutate_lines
 
 pytestmark = pytest.mark.reliability
 
@@ -62,21 +63,7 @@ def _check(path: Path, n_lines: int) -> None:
     junk=st.text(alphabet=":-[]{}'\"#&*!|> \tabc123", min_size=1, max_size=6),
 )
 def test_mutated_specs_never_crash(tmp_path: Path, cut: int, op: str, junk: str) -> None:
-    lines = list(SEED_LINES)
-    if op == "delete":
-        del lines[cut]
-    elif op == "duplicate":
-        lines.insert(cut, lines[cut])
-    elif op == "indent":
-        lines[cut] = "   " + lines[cut]
-    elif op == "garble":
-        pos = len(lines[cut]) // 2
-        lines[cut] = lines[cut][:pos] + junk + lines[cut][pos:]
-    elif op == "truncate":
-        lines = lines[:cut]
-    else:
-        other = (cut * 7 + 3) % len(lines)
-        lines[cut], lines[other] = lines[other], lines[cut]
+    lines = mutate_lines(SEED_LINES, cut, op, junk)
     path = tmp_path / "spec.yaml"
     path.write_text("\n".join(lines) + "\n")
     _check(path, len(lines) + 1)

@@ -25,7 +25,7 @@ from builder.errors import EnvbuildError
 from builder.install.plan import load_plan
 from builder.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers import REPO
-from tests.helpers.reliability import record, run_to_end
+from tests.helpers.reliability import mutate_lines, record, run_to_end
 from tests.test_install_faults import local  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.reliability
@@ -119,38 +119,13 @@ def _check(path: Path, n_lines: int) -> None:
         _seen["accepted"] = _seen.get("accepted", 0) + 1
 
 
-def _mutate(lines: list[str], cut: int, op: str, junk: str) -> list[str]:
-    lines = list(lines)
-    cut %= len(lines)
-    if op == "delete":
-        del lines[cut]
-    elif op == "duplicate":
-        lines.insert(cut, lines[cut])
-    elif op == "indent":
-        lines[cut] = "   " + lines[cut]
-    elif op == "dedent":
-        lines[cut] = lines[cut].lstrip()
-    elif op == "garble":
-        pos = len(lines[cut]) // 2
-        lines[cut] = lines[cut][:pos] + junk + lines[cut][pos:]
-    elif op == "truncate":
-        lines = lines[:cut]
-    elif op == "retype":  # keep the key, change the value's shape
-        key, sep, _ = lines[cut].partition(": ")
-        lines[cut] = f"{key}{sep}[{junk!r}]" if sep else lines[cut] + ": {}"
-    else:
-        other = (cut * 7 + 3) % len(lines)
-        lines[cut], lines[other] = lines[other], lines[cut]
-    return lines
-
-
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(which=st.integers(0, 1), cut=st.integers(0, 10**6), op=st.sampled_from(OPS),
        junk=JUNK)
 def test_mutated_lockfiles_never_crash(seeds: list[list[str]], tmp_path: Path, which: int,
                                        cut: int, op: str, junk: str) -> None:
-    lines = _mutate(seeds[which], cut, op, junk)
+    lines = mutate_lines(seeds[which], cut, op, junk)
     path = tmp_path / "fuzzed.conda-lock.yml"
     path.write_text("\n".join(lines) + "\n")
     _check(path, len(lines) + 1)

@@ -400,3 +400,33 @@ def layered_venv(dest: Path, layered_prefix: Path) -> Path:
     site = next(dest.glob("lib/python*/site-packages"))
     (site / pth.name).write_text(pth.read_text())
     return dest
+
+
+def mutate_lines(lines: list[str], cut: int, op: str, junk: str) -> list[str]:
+    """A copy of a text file's ``lines`` with one line-level mutation, for fuzzing readers.
+
+    ``op``: delete, duplicate, indent, dedent, garble (insert ``junk``), truncate,
+    retype (keep a key, change its value's shape) or swap (two lines).
+    """
+    lines = list(lines)
+    cut %= len(lines)
+    if op == "delete":
+        del lines[cut]
+    elif op == "duplicate":
+        lines.insert(cut, lines[cut])
+    elif op == "indent":
+        lines[cut] = "   " + lines[cut]
+    elif op == "dedent":
+        lines[cut] = lines[cut].lstrip()
+    elif op == "garble":
+        pos = len(lines[cut]) // 2
+        lines[cut] = lines[cut][:pos] + junk + lines[cut][pos:]
+    elif op == "truncate":
+        lines = lines[:cut]
+    elif op == "retype":  # keep the key, change the value's shape
+        key, sep, _ = lines[cut].partition(": ")
+        lines[cut] = f"{key}{sep}[{junk!r}]" if sep else lines[cut] + ": {}"
+    else:
+        other = (cut * 7 + 3) % len(lines)
+        lines[cut], lines[other] = lines[other], lines[cut]
+    return lines
