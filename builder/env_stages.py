@@ -59,11 +59,15 @@ def _optional(module: str, attr: str) -> Any | None:
 
 def stage_resolve(ctx: Context) -> tuple[Action, str]:
     """Spec + target -> Resolution (always run: cheap, and lock needs it)."""
-    from builder.resolve import ResolveRequest, resolve
+    from builder.build.plan import resolve_for_host
 
-    ctx.resolution = resolve(ctx.loaded, ResolveRequest(cuda=ctx.cuda))
+    notes: list[str] = []
+    # the arch list follows this machine's GPUs; the lock does not depend on it
+    ctx.resolution = resolve_for_host(ctx.loaded, ctx.cuda, notes.append)
     res = ctx.resolution
-    return "done", f"python {res.python}, torch {res.torch} ({res.cuda}, {res.provider})"
+    arch = ";".join(res.arch_list) or "none"
+    return "done", (f"python {res.python}, torch {res.torch} ({res.cuda}, {res.provider}), "
+                    f"arch {arch}" + "".join(f"; {n}" for n in notes))
 
 
 def _lock_request(ctx: Context, output: Path) -> Any:

@@ -113,3 +113,47 @@ def test_quick_toolchain_on_this_venv() -> None:
         pytest.skip("torch in .venv is not a CUDA build")
     assert tc.toolkit.version.split(".")[0] == tc.facts.torch_cuda.split(".")[0]
     assert not str(tc.toolkit.root).startswith("/usr/local/bin")
+
+
+# --- the arch list follows this machine's GPUs -------------------------------------------
+
+def _fake_gpus(monkeypatch: pytest.MonkeyPatch, machine: str) -> None:
+    from tests.helpers import DATA
+
+    smi = DATA / "nvidia-smi"
+    monkeypatch.setenv("ENVBUILD_NVIDIA_SMI", str(smi / "fake-nvidia-smi"))
+    monkeypatch.setenv("FAKE_SMI_DIR", str(smi / machine))
+
+
+def test_build_resolves_for_the_seed_servers_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    from builder.build.plan import resolve_for_host
+    from builder.spec import load_spec
+    from tests.helpers import ENVSPECS
+
+    _fake_gpus(monkeypatch, "server-4090-a6000")
+    res = resolve_for_host(load_spec(ENVSPECS / "mask2former.yaml"), "11.7")
+    # RTX A6000 (sm_86) and RTX 4090 (sm_89, which nvcc 11.7 cannot target): 8.6 + PTX,
+    # not torch's eight-arch list
+    assert res.arch_list == ("8.6+PTX",)
+    assert any("sm_89" in w for w in res.warnings)
+
+
+def test_build_on_an_h100_with_cuda_11_7_is_a_conflict(monkeypatch: pytest.MonkeyPatch) -> None:
+    from builder.build.plan import resolve_for_host
+    from builder.errors import ConflictError
+    from builder.spec import load_spec
+    from tests.helpers import ENVSPECS
+
+    _fake_gpus(monkeypatch, "h100")
+    with pytest.raises(ConflictError, match="sm_90"):
+        resolve_for_host(load_spec(ENVSPECS / "mask2former.yaml"), "11.7")
+
+
+def test_build_without_a_gpu_uses_the_torch_builds_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    from builder.build.plan import resolve_for_host
+    from builder.spec import load_spec
+    from tests.helpers import ENVSPECS
+
+    _fake_gpus(monkeypatch, "no-driver")
+    res = resolve_for_host(load_spec(ENVSPECS / "mask2former.yaml"), "11.7")
+    assert res.arch_list == ("3.7+PTX", "5.0", "6.0", "6.1", "7.0", "7.5", "8.0", "8.6")

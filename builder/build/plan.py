@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from builder.build.ops import OpBuildRequest, OpBuildResult, build_op
-from builder.errors import EnvbuildError, UsageError
+from builder.errors import UsageError
 
 
 class BuildPlanRequest(BaseModel):
@@ -31,14 +31,26 @@ class BuildPlanRequest(BaseModel):
     only: tuple[str, ...] = ()
 
 
-def _resolve(loaded: Any, cuda: str | None) -> Any:
+def resolve_for_host(loaded: Any, cuda: str | None,
+                     warn: Callable[[str], None] | None = None) -> Any:
+    """Resolve for the GPUs of this machine, so ops are built for them and nothing else.
+
+    Without a GPU (a build server, CI) the torch build's own arch list is used.  A GPU the
+    matrix does not know falls back to that list with a warning; a GPU this CUDA cannot
+    target at all is a conflict, reported before any compile.
+    """
+    from builder.host import detect_driver
+    from builder.resolve import ResolveRequest, resolve
+
+    names = tuple(dict.fromkeys(g.name for g in detect_driver().gpus))
+    if not names:
+        return resolve(loaded, ResolveRequest(cuda=cuda))
     try:
-        from builder.resolve import ResolveRequest, resolve
-    except ImportError as exc:
-        raise EnvbuildError(f"the resolver is not available ({exc})",
-                            hint="builder/resolve.py must provide resolve() and "
-                                 "ResolveRequest") from None
-    return resolve(loaded, ResolveRequest(cuda=cuda))
+        return resolve(loaded, ResolveRequest(cuda=cuda, gpus=names))
+    except UsageError as exc:
+        if warn:
+            warn(f"{exc.message}; building for the torch build's own arch list instead")
+        return resolve(loaded, ResolveRequest(cuda=cuda))
 
 
 def _source_dir(name: str, loaded: Any, overrides: dict[str, Path]) -> Path:
@@ -71,7 +83,7 @@ def build_spec(req: BuildPlanRequest,
     if unknown:
         raise UsageError(f"--source names unknown source(s): {', '.join(unknown)}",
                          hint="known: " + ", ".join(sorted(loaded.spec.sources)))
-    resolution = _resolve(loaded, req.cuda)
+    resolution = resolve_for_host(loaded, req.cuda, log)
     arch_list = req.arch_list or tuple(resolution.arch_list)
     cxx_std = resolution.toolchain.cxx_std if resolution.toolchain else None
     ops = [op for op in resolution.ops if not req.only or op.name in req.only]
