@@ -164,3 +164,20 @@ def test_matrix_cli_filters() -> None:
     assert "NVIDIA RTX A6000" in everything.stdout
     unknown = run_cli("matrix", "--gpu", "Voodoo 5")
     assert unknown.returncode == 2 and "--gpu ''" in unknown.stderr
+
+
+def test_both_yaml_parsers_read_the_shipped_data_identically() -> None:
+    """The fast path (libyaml, YAML 1.1) must not read the data differently from ruamel (1.2)."""
+    from pathlib import Path
+
+    import yaml
+    from ruamel.yaml import YAML
+
+    import builder.matrix
+
+    data = Path(builder.matrix.__file__).parent / "data"
+    files = sorted(data.glob("*.yaml"))
+    assert files
+    for path in files:
+        blob = path.read_bytes()
+        assert yaml.load(blob, Loader=yaml.SafeLoader) == YAML(typ="safe").load(blob), path.name

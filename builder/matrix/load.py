@@ -15,6 +15,7 @@ import contextlib
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +39,29 @@ def version_of(blobs: dict[str, bytes]) -> str:
     return f"m{SCHEMA}-{h.hexdigest()[:16]}"
 
 
-def _parse(blobs: dict[str, bytes]) -> dict[str, Any]:
-    from ruamel.yaml import YAML
+def _yaml_loader() -> Callable[[bytes], Any]:
+    """libyaml's safe loader when present (about 10x faster on a cold resolve), else ruamel.
 
-    yaml = YAML(typ="safe")
+    The data files need no line numbers, and tests/test_matrix.py checks that both
+    parsers read every shipped file identically (no YAML 1.1 vs 1.2 surprises).
+    """
+    try:
+        import yaml
+
+        loader = yaml.CSafeLoader
+    except (ImportError, AttributeError):
+        from ruamel.yaml import YAML
+
+        return YAML(typ="safe").load
+    return lambda blob: yaml.load(blob, Loader=loader)  # noqa: S506 - the C *safe* loader
+
+
+def _parse(blobs: dict[str, bytes]) -> dict[str, Any]:
+    load = _yaml_loader()
     out: dict[str, Any] = {}
     for name, blob in blobs.items():
         try:
-            out[name] = yaml.load(blob)
+            out[name] = load(blob)
         except Exception as exc:  # noqa: BLE001 - a broken data file is a packaging bug
             raise EnvbuildError(f"matrix data file {name}.yaml is malformed: {exc}") from None
     return out
