@@ -22,6 +22,7 @@ from builder.doctor_checks import (
 )
 from builder.errors import ConflictError
 from builder.host.models import HostFacts
+from builder.matrix.arch import sm as arch_sm
 from builder.resolution import Resolution
 
 
@@ -85,7 +86,7 @@ def _gpu_archs(res: Resolution, host: HostFacts, know: Knowledge) -> list[Findin
             continue
         level, why = arch_verdict(cc, res.arch_list) if res.arch_list else (
             "WARN", "the resolution has no arch list")
-        sm = "sm_" + cc.replace(".", "")
+        sm = arch_sm(cc)
         built = ";".join(res.arch_list) or "no arch list"
         parts = [f"{g.name} ({sm}), ops built for {built}: {why}"]
         fix = None

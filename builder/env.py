@@ -77,8 +77,9 @@ def default_prefix(spec_path: Path, name: str, cuda: str) -> Path:
     """``<project>/.envbuild/envs/<name>-<cuXY|cpu>`` (see module docstring)."""
     spec_dir = spec_path.resolve().parent
     project = spec_dir.parent if spec_dir.name == "envspecs" else spec_dir
-    tag = "cpu" if cuda == "cpu" else "cu" + cuda.replace(".", "")
-    return project / ".envbuild" / "envs" / f"{name}-{tag}"
+    from builder.resolution import cuda_tag
+
+    return project / ".envbuild" / "envs" / f"{name}-{cuda_tag(cuda)}"
 
 
 def marker_path(prefix: Path) -> Path:

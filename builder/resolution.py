@@ -12,6 +12,11 @@ from typing import Any, Literal
 from builder.models import Frozen as _Frozen
 
 
+def cuda_tag(cuda: str) -> str:
+    """``cu117`` for CUDA 11.7, ``cpu`` for a CPU-only target (lockfile and prefix names)."""
+    return "cpu" if cuda == "cpu" else "cu" + cuda.replace(".", "")
+
+
 class HostCompiler(_Frozen):
     """The C++ compiler nvcc will use: conda ``gxx`` (or system ``g++``) no newer than max."""
 
@@ -78,4 +83,4 @@ class Resolution(_Frozen):
     @property
     def cuda_tag(self) -> str:
         """``cu117`` for CUDA 11.7, ``cpu`` for a CPU-only resolution."""
-        return "cpu" if self.cuda == "cpu" else "cu" + self.cuda.replace(".", "")
+        return cuda_tag(self.cuda)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.lock.lockfile import EnvbuildMeta
+from builder.resolution import cuda_tag
 
 TEMPLATE = "environment.yml.j2"
 
@@ -34,9 +35,8 @@ def render_environment(lockfile: Any, meta: EnvbuildMeta, lockfile_name: str) ->
     packages = [p for p in lockfile.package if p.platform == meta.platform]
     conda = sorted((p for p in packages if p.manager == "conda"), key=lambda p: p.name)
     pip = sorted((p for p in packages if p.manager == "pip"), key=lambda p: p.name)
-    cuda_tag = "cpu" if meta.cuda == "cpu" else "cu" + meta.cuda.replace(".", "")
     text = env.get_template(TEMPLATE).render(
-        name=meta.spec_name, cuda=meta.cuda, cuda_tag=cuda_tag, lockfile=lockfile_name,
+        name=meta.spec_name, cuda=meta.cuda, cuda_tag=cuda_tag(meta.cuda), lockfile=lockfile_name,
         input_hash=meta.input_hash, channels=[c.url for c in lockfile.metadata.channels],
         conda=conda, pip=pip, sources=meta.sources,
         warnings=[" ".join(w.split()) for w in meta.warnings])

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from builder.matrix.models import Matrix, TorchRelease, in_range
-from builder.matrix.query import CPU, provider_info
+from builder.matrix.query import provider_info
+from builder.resolution import cuda_tag
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def _pypi(release: TorchRelease, index: str, cuda: str, torchvision: bool) -> To
         # the plain PyPI wheel is this CUDA's build: no extra index, no local tag
         pins = [f"torch=={release.torch}", f"torchvision=={release.torchvision}"]
         return TorchPackages((), tuple(pins[: 1 + torchvision]), ("conda-forge",), ())
-    tag = CPU if cuda == CPU else "cu" + cuda.replace(".", "")
+    tag = cuda_tag(cuda)  # the wheel index's local version tag: cu117, cpu
     pins = [f"torch=={release.torch}+{tag}", f"torchvision=={release.torchvision}+{tag}"]
     return TorchPackages((), tuple(pins[: 1 + torchvision]), ("conda-forge",),
                          (index.format(tag=tag),))
