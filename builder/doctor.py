@@ -100,7 +100,7 @@ def driver_findings(host: HostFacts, support: CudaSupport | None,
     drv = host.driver
     if not drv.has_driver:
         return [Finding("WARN", "driver",
-                        f"no NVIDIA driver or GPU found ({drv.problem})",
+                        f"no NVIDIA driver or GPU found ({_no_path(drv.problem)})",
                         "fine for building with an explicit arch list; to run on a GPU, "
                         "use a machine with the NVIDIA driver (nvidia-smi must work)")]
     native = drv.cuda_version or "?"
@@ -124,6 +124,13 @@ def driver_findings(host: HostFacts, support: CudaSupport | None,
         else:
             out.append(Finding("OK", f"gpu {g.index}", line))
     return out
+
+
+def _no_path(text: str | None) -> str:
+    """A probe's problem without the PATH it searched (the JSON report keeps it once)."""
+    import re
+
+    return re.sub(r" on PATH \([^)]*\)", " on PATH", text or "")
 
 
 def torch_findings(host: HostFacts, know: Knowledge) -> list[Finding]:

@@ -44,7 +44,39 @@ def spec_findings(spec: Path, cuda: str | None, host: HostFacts, know: Knowledge
     except ConflictError as exc:
         return [Finding("FAIL", "spec", f"{loaded.spec.name}: {exc.message}",
                         exc.hint or "try another --cuda")], None
-    return resolution_findings(res, host, know), res.to_json()
+    return resolution_findings(res, host, know) + env_findings(res, host, spec), res.to_json()
+
+
+def env_findings(res: Resolution, host: HostFacts, spec: Path) -> list[Finding]:
+    """The env's real torch, CUDA and ops against what the spec resolves to."""
+    t = host.torch
+    if t is None or not t.version:
+        return []  # no prefix, or torch_findings already said why
+    out: list[Finding] = []
+    fix = f"re-install it for the spec: envbuild env {spec} --cuda {res.cuda} --prefix {t.prefix}"
+    have = t.version.split("+")[0]
+    if have != res.torch.split("+")[0]:
+        out.append(Finding("FAIL", "env", f"{t.prefix} has torch {t.version}; the spec "
+                           f"resolves to {res.torch}", fix))
+    want_cuda = None if res.cuda == "cpu" else res.cuda
+    if (t.cuda or None) != want_cuda:
+        out.append(Finding("FAIL", "env", f"{t.prefix}'s torch is built for "
+                           f"{'CUDA ' + t.cuda if t.cuda else 'CPU only'}; the spec resolves to "
+                           f"{'CUDA ' + res.cuda if want_cuda else 'CPU only'}", fix))
+    names = tuple(op.name for op in res.ops)
+    from builder.host.envtorch import probe_modules
+
+    found = probe_modules(t.prefix, names) or {}
+    missing = [n for n in names if found.get(n) is False]
+    if missing:
+        out.append(Finding("FAIL", "env", f"op(s) not installed in {t.prefix}: "
+                           f"{', '.join(missing)}",
+                           f"envbuild build {spec} --prefix {t.prefix} --cuda {res.cuda}"))
+    if not out:
+        ops = f" and op(s) {', '.join(names)}" if names and found else ""
+        out.append(Finding("OK", "env", f"{t.prefix}: torch {t.version} (CUDA "
+                           f"{t.cuda or 'cpu'}){ops} match the spec"))
+    return out
 
 
 def resolution_findings(res: Resolution, host: HostFacts, know: Knowledge) -> list[Finding]:

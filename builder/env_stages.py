@@ -92,8 +92,21 @@ def stage_lock(ctx: Context) -> tuple[Action, str]:
     if diffs:
         raise CheckFailed(f"{path} is stale for {ctx.loaded.path}:\n"
                           + "\n".join(f"  - {d}" for d in diffs),
-                          hint="run `make lock` (and commit the new lockfile)")
+                          hint=f"re-lock with `{relock_command(ctx, path)}` (and commit the "
+                               "new lockfile if it is committed)")
     return "up to date", str(path)
+
+
+def relock_command(ctx: Context, path: Path) -> str:
+    """The ``envbuild lock`` command that re-locks exactly this spec into ``path``."""
+    import shlex
+
+    from builder.util.redact import redact
+
+    args = ["envbuild", "lock", str(ctx.req.spec), "--cuda", ctx.cuda, "-o", str(path)]
+    for channel in ctx.req.channels:
+        args += ["--channel", redact(channel)]
+    return shlex.join(args)
 
 
 def stage_install(ctx: Context) -> tuple[Action, str]:

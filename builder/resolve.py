@@ -138,9 +138,7 @@ class _Resolver:
             row = q.gpu_lookup(self.m, name)
             if row is None:
                 raise UsageError(f"unknown GPU name {name!r}",
-                                 hint="`envbuild matrix --gpu ''` lists every known GPU; pass "
-                                      "the name exactly as `nvidia-smi --query-gpu=name "
-                                      "--format=csv,noheader` prints it")
+                                 hint=q.unknown_gpu_hint(self.m, name))
             out.append(Gpu(name, row.cc))
         return out
 
@@ -213,6 +211,10 @@ class _Resolver:
         drv = self.req.driver
         if drv is None:
             return floor
+        if not re.fullmatch(r"\d+(\.\d+){0,2}", drv.strip()):
+            raise UsageError(f"--driver {drv!r} is not a driver version",
+                             hint="give the version nvidia-smi reports, e.g. --driver 525.60.13 "
+                                  "(`envbuild gpus` shows this machine's)")
         if _vkey_driver(drv) < _vkey_driver(floor):
             raise ConflictError(
                 f"driver {drv} is too old for CUDA {cuda}: the minimum is {floor} "

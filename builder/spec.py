@@ -9,6 +9,7 @@ Relative ``path:`` values are resolved against the spec file's directory by
 from __future__ import annotations
 
 import datetime as _dt
+import difflib
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,9 +40,17 @@ class Strict(BaseModel):
 def _quoted_version(v: Any) -> Any:
     """YAML reads ``3.10`` as the number 3.1: insist on quotes instead of guessing."""
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        raise ValueError(f"write the version in quotes, e.g. \"{v}\" "
+        raise ValueError(f"write the version in quotes, e.g. \"{_as_written(v)}\" "
                          "(YAML reads an unquoted 3.10 as the number 3.1)")
     return v
+
+
+def _as_written(v: float) -> str:
+    """The number as the file spelled it: ruamel's float keeps its width (``3.10``, not 3.1)."""
+    width, dot = getattr(v, "_width", None), getattr(v, "_prec", None)
+    if isinstance(v, float) and isinstance(width, int) and isinstance(dot, int) and width > dot:
+        return f"{v:.{width - dot - 1}f}"
+    return str(v)
 
 
 class CudaSpec(Strict):
@@ -276,30 +285,61 @@ def load_spec(path: str | Path) -> LoadedSpec:
 
 
 def _spec_error(exc: ValidationError, located: Located) -> SpecError:
-    err = exc.errors(include_url=False)[0]
+    """Every problem pydantic found, one ``path:line: message`` line each (first one leads)."""
+    problems = sorted((_problem(err, located) for err in exc.errors(include_url=False)),
+                      key=lambda p: int(p[0].rsplit(":", 1)[1]))
+    (where, first), rest = problems[0], problems[1:]
+    msg = first + "".join(f"\n{w}: {m}" for w, m in rest)
+    return SpecError(msg, location=where)
+
+
+_EXPECTED = {"tuple_type": "a list", "list_type": "a list", "dict_type": "a mapping",
+             "model_type": "a mapping", "model_attributes_type": "a mapping",
+             "string_type": "a string", "bool_type": "true or false",
+             "bool_parsing": "true or false", "date_type": "a date (YYYY-MM-DD)",
+             "date_from_datetime_parsing": "a date (YYYY-MM-DD)"}
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    return f"{value!r}"
+
+
+def _problem(err: Any, located: Located) -> tuple[str, str]:
+    """``(path:line, message)`` for one pydantic error."""
     loc = _clean_loc(tuple(err["loc"]), located)
     ctx_err = err.get("ctx", {}).get("error") if err.get("ctx") else None
     if isinstance(ctx_err, _RefError):
-        return SpecError(str(ctx_err), location=located.where(*ctx_err.loc))
+        return located.where(*ctx_err.loc), str(ctx_err)
     key = ".".join(str(p) for p in loc) or "(top level)"
     etype = err["type"]
     if etype == "extra_forbidden":
-        parent = loc[:-1]
-        allowed = _allowed_keys(parent, located)
-        msg = f"unknown key {key!r}" + (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+        allowed = _allowed_keys(loc[:-1], located)
+        msg = f"unknown key {key!r}"
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        if close:
+            msg += f"; did you mean {close[0]!r}?"
+        if allowed:
+            msg += f" (allowed here: {', '.join(allowed)})"
     elif etype == "missing":
         msg = f"missing required key {key!r}"
         loc = loc[:-1]
     elif etype == "literal_error":
         expected = err.get("ctx", {}).get("expected", "")
         msg = f"{key}: got {err.get('input')!r}; allowed: {expected}"
+    elif etype in _EXPECTED:
+        msg = f"{key}: expected {_EXPECTED[etype]}, got {_kind_of(err.get('input'))}"
     else:
         text = err["msg"].removeprefix("Value error, ")
         msg = f"{key}: {text}"
-    more = len(exc.errors()) - 1
-    if more:
-        msg += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return SpecError(msg, location=located.where(*loc))
+    return located.where(*loc), msg
 
 
 def _clean_loc(loc: Loc, located: Located) -> Loc:

@@ -44,9 +44,10 @@ def lock(spec_path: Path, cuda: str | None, channel_snapshot: Path | None,
     if check:
         problems = check_lock(req)
         if problems:
+            again = _relock(spec_path, resolution.cuda, output, channel_snapshot, channels,
+                            solver, sources)
             raise CheckFailed(f"{path} is stale:\n" + "\n".join(f"  - {p}" for p in problems),
-                              hint=f"re-lock with `envbuild lock {spec_path} --cuda "
-                                   f"{resolution.cuda}` and commit the result")
+                              hint=f"re-lock with `{again}` and commit the result")
         click.echo(f"{path}: up to date (input hash {_short(req, path)})")
         return
     result = run_lock(req)
@@ -59,6 +60,27 @@ def lock(spec_path: Path, cuda: str | None, channel_snapshot: Path | None,
                + (f", nvcc {result.nvcc}" if result.nvcc else ""))
     click.echo(f"  {result.path}\n  {result.environment_path}")
     click.echo(f"  input hash {result.input_hash[:16]}  ({stages})")
+
+
+def _relock(spec: Path, cuda: str, output: Path | None, snapshot: Path | None,
+            channels: tuple[str, ...], solver: str, sources: tuple[str, ...]) -> str:
+    """The same ``envbuild lock`` command without ``--check`` (every option kept)."""
+    import shlex
+
+    from builder.util.redact import redact
+
+    args = ["envbuild", "lock", str(spec), "--cuda", cuda]
+    if output is not None:
+        args += ["-o", str(output)]
+    if snapshot is not None:
+        args += ["--channel-snapshot", str(snapshot)]
+    for channel in channels:
+        args += ["--channel", redact(channel)]
+    if solver != "rattler":
+        args += ["--solver", solver]
+    for source in sources:
+        args += ["--source", source]
+    return shlex.join(args)
 
 
 def _short(req: object, path: Path) -> str:

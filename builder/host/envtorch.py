@@ -41,3 +41,22 @@ def probe_torch(prefix: str | Path) -> TorchInfo:
         return TorchInfo(prefix=str(root), problem="torch printed no version information")
     return TorchInfo(prefix=str(root), version=data.get("version"), cuda=data.get("cuda"),
                      arch_list=tuple(data.get("arch_list") or ()))
+
+
+_FIND = """
+import importlib.util, json, sys
+print(json.dumps({n: importlib.util.find_spec(n) is not None for n in sys.argv[1:]}))
+"""
+
+
+def probe_modules(prefix: str | Path, names: tuple[str, ...]) -> dict[str, bool] | None:
+    """Which of ``names`` the prefix's python can import (found, not imported); None if unknown."""
+    python = Path(prefix) / "bin" / "python"
+    if not names or not python.exists():
+        return None
+    try:
+        done = cmd.run([str(python), "-c", _FIND, *names], timeout=TIMEOUT)
+        data = json.loads(done.stdout.strip().splitlines()[-1])
+    except (EnvbuildError, ValueError, IndexError):
+        return None
+    return {n: bool(data.get(n)) for n in names} if isinstance(data, dict) else None

@@ -151,7 +151,13 @@ def read_lockfile(path: Path) -> Lockfile:
     from conda_lock.lockfile import parse_conda_lock_file
 
     try:
+        if not Path(path).read_bytes().strip():
+            raise SpecError("the lockfile is empty", location=f"{path}:1",
+                            hint="regenerate it with `envbuild lock SPEC --cuda X.Y`, or "
+                                 "restore it from version control")
         return parse_conda_lock_file(Path(path))
+    except SpecError:
+        raise
     except FileNotFoundError:
         raise UsageError(f"lockfile not found: {path}",
                          hint="create it with `envbuild lock SPEC --cuda X.Y`") from None
@@ -181,10 +187,21 @@ def _unreadable(path: Path, exc: Exception) -> SpecError:
         line = _line_of(path, loc)
         detail = (f"{'.'.join(str(p) for p in loc) or 'document'}: {first['msg']}"
                   + (f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""))
+    elif not _is_mapping(path):
+        detail = "the document must be a mapping with version:, metadata: and package:"
     else:
         line = _line_of(path, ("version",)) if "version" in str(exc) else 1
     return SpecError(f"not a readable conda-lock lockfile ({detail})",
                      location=f"{path}:{line}", hint="regenerate it with `envbuild lock`")
+
+
+def _is_mapping(path: Path) -> bool:
+    import yaml
+
+    try:
+        return isinstance(yaml.safe_load(path.read_text(encoding="utf-8")), dict)
+    except (OSError, ValueError, yaml.YAMLError):
+        return True  # not this problem; the parser's own message stands
 
 
 def record_location(path: Path, dep: Any, field: str | None = None) -> str:

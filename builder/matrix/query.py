@@ -160,6 +160,17 @@ def known_gpu_names(m: Matrix) -> list[str]:
     return sorted(n for row in m.gpus.gpus for n in row.names)
 
 
+def unknown_gpu_hint(m: Matrix, name: str) -> str:
+    """What to say about a GPU name the matrix does not know: the closest known ones."""
+    import difflib
+
+    by_fold = {n.casefold(): n for row in m.gpus.gpus for n in (*row.names, row.model)}
+    close = difflib.get_close_matches(name.strip().casefold(), list(by_fold), n=3, cutoff=0.6)
+    lead = ("did you mean " + " or ".join(repr(by_fold[c]) for c in close) + "? ") if close else ""
+    return (lead + "`envbuild matrix --gpu ''` lists every known GPU; pass the name exactly "
+            "as `nvidia-smi --query-gpu=name --format=csv,noheader` prints it")
+
+
 # --- sources --------------------------------------------------------------------------
 
 

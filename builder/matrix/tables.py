@@ -13,6 +13,7 @@ from builder.matrix.query import (
     family_floor,
     gpu_lookup,
     min_cuda_for,
+    unknown_gpu_hint,
 )
 
 
@@ -72,8 +73,7 @@ def _gpu_section(m: Matrix, gpu: str) -> str:
             ["cc", "model", "nvidia-smi names"], rows)
     row = gpu_lookup(m, gpu)
     if row is None:
-        raise UsageError(f"unknown GPU name {gpu!r}",
-                         hint="`envbuild matrix --gpu ''` lists every known GPU")
+        raise UsageError(f"unknown GPU name {gpu!r}", hint=unknown_gpu_hint(m, gpu))
     first = min_cuda_for(m, row.cc)
     lines = [f"{gpu}: compute capability {row.cc} (sm_{row.cc.replace('.', '')}), "
              f"matched as {row.model!r}",
@@ -81,13 +81,52 @@ def _gpu_section(m: Matrix, gpu: str) -> str:
     return "\n".join(lines)
 
 
+def _targets(m: Matrix, cuda: str, cc: str) -> bool:
+    row = next(c for c in m.cuda.releases if c.cuda == cuda)
+    return cc in row.sm
+
+
+def _check_filters(m: Matrix, torch: str | None, cuda: str | None) -> None:
+    """Unknown torch or CUDA versions are bad input, with the closest known ones."""
+    import difflib
+
+    torches = [r.torch for r in m.torch.releases]
+    if torch and not any(t == torch or t.startswith(torch.rstrip(".") + ".") for t in torches):
+        close = difflib.get_close_matches(torch, torches, n=3, cutoff=0.5)
+        raise UsageError(f"--torch {torch}: no torch release in the matrix matches",
+                         hint=(f"did you mean {' or '.join(close)}? " if close else "")
+                         + f"known: {torches[0]} .. {torches[-1]} (`envbuild matrix`)")
+    cudas = [c.cuda for c in m.cuda.releases]
+    if cuda and cuda not in cudas:
+        close = difflib.get_close_matches(cuda, cudas, n=3, cutoff=0.5)
+        raise UsageError(f"--cuda {cuda}: not a CUDA version the matrix knows",
+                         hint=(f"did you mean {' or '.join(close)}? " if close else "")
+                         + f"known: {', '.join(cudas)}")
+
+
 def render_tables(*, torch: str | None = None, cuda: str | None = None,
                   gpu: str | None = None) -> str:
-    """All tables the filters leave, as one string."""
+    """All tables the filters leave, as one string.
+
+    A torch or CUDA filter that matches nothing is bad input (:class:`UsageError`, with
+    the closest known versions).  ``gpu`` alone shows that GPU and the CUDA toolkits
+    that target it natively, nothing else.
+    """
     m = load_matrix()
     parts = []
     if gpu is not None:
         parts.append(_gpu_section(m, gpu))
+        if gpu.strip() and not (torch or cuda):
+            row = gpu_lookup(m, gpu)
+            assert row is not None  # _gpu_section raised otherwise
+            rows = [r for r in _cuda_rows(m, None) if _targets(m, r[0], row.cc)]
+            parts.append(f"CUDA toolkits that target compute capability {row.cc} natively\n"
+                         + table(["cuda", "min driver", "minor-compat floor", "host gcc",
+                                  "sm targets", "conda nvcc"], rows))
+            parts.append(f"matrix {m.version}; sources and trust per row: "
+                         "builder/matrix/data/*.yaml")
+            return "\n\n".join(parts)
+    _check_filters(m, torch, cuda)
     torch_rows = _torch_rows(m, torch, cuda)
     if torch_rows:
         parts.append("torch releases (CUDA builds per provider)\n" + table(
