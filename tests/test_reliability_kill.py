@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.build.store import MARKER, Store
+from builder.build.store import EVICTED, MARKER, Store
 from builder.install.generations import Generations
 from builder.install.state import read_state
 from builder.localchannel import LocalChannel, write_channel_lockfile
@@ -155,7 +155,9 @@ def _temp_dirs(store_root: Path) -> list[str]:
 
 def _half_published(store_root: Path) -> set[str]:
     ops = store_root / "ops"
-    return {d.name for d in ops.iterdir() if not (d / MARKER).exists()} if ops.is_dir() else set()
+    return ({d.name for d in ops.iterdir()
+             if not (d / MARKER).exists() and not d.name.startswith(EVICTED)}
+            if ops.is_dir() else set())
 
 
 def _build_stream(stream: int, prefix: Path, root: Path, trials: int, seed: int,

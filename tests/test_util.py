@@ -166,3 +166,22 @@ def test_file_lock_in_threads_is_exclusive(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert overlap == [False] * 4
+
+
+def test_remove_tree_only_inside_its_roots(tmp_path: Path) -> None:
+    from builder.util.fs import UnsafeRemoval, remove_tree
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "a" / "ro").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "keep.txt").write_text("x")
+    (root / "a" / "ro" / "f").write_text("y")
+    (root / "a" / "ro").chmod(0o555)
+    (root / "link").symlink_to(outside)
+    for victim in (outside, root / ".." / "outside", root, root / "link" / "keep.txt"):
+        with pytest.raises(UnsafeRemoval):
+            remove_tree(victim, inside=root)
+    remove_tree(root / "link", inside=root)  # the link goes, never what it points to
+    assert (outside / "keep.txt").exists() and not (root / "link").is_symlink()
+    remove_tree(root / "a", inside=root)  # read-only dirs inside are removed too
+    assert not (root / "a").exists() and root.is_dir()

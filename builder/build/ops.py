@@ -231,7 +231,7 @@ def build_op(req: OpBuildRequest, store: Store | None = None,
         _compile(req, tc, out, steps)
 
     meta = {"inputs": inputs.model_dump(mode="json"), "schema": 1}
-    entry, hit = store.get_or_build(key, build, meta)
+    entry, hit = store.get_or_build(key, build, meta, log)
     installed = _installed_key(req) != key
     if installed:
         if hit:
@@ -253,5 +253,5 @@ def _recheck_hit(store: Store, tc: Toolchain, entry: StoreEntry, steps: _Steps,
             log(f"stored build {entry.key[:12]} does not import ({exc.message.splitlines()[0]}); "
                 "removing it and building again")
         store.evict(entry.key)
-        return store.get_or_build(entry.key, build, meta)
+        return store.get_or_build(entry.key, build, meta, log)
     return entry, True

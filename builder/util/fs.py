@@ -3,6 +3,10 @@
 Nothing is ever half-written: files are written to a temp file in the same
 directory, fsynced, and published with ``os.replace``.  Locks are advisory
 ``fcntl`` locks on a sidecar file; a second process waits and says so.
+
+Nothing is ever removed outside envbuild's own roots: every removal goes through
+:func:`remove_tree`, which resolves the path first and refuses anything that is not
+strictly below one of the roots it is given.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from builder.errors import EnvbuildError
 
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -45,14 +51,70 @@ def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 
 
-@contextlib.contextmanager
-def file_lock(path: Path, *, what: str | None = None, quiet: bool = False) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing).
+class UnsafeRemoval(EnvbuildError):
+    """A removal that would leave envbuild's own directories: refused, nothing removed."""
 
-    When another process holds it, print once that we are waiting, then block.
+    exit_code = 1
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` (resolved, links followed) lies strictly below ``root`` (resolved)."""
+    real, base = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    return real != base and real.is_relative_to(base)
+
+
+def remove_tree(path: Path, *, inside: Path | tuple[Path, ...], missing_ok: bool = True) -> None:
+    """Remove ``path`` (a tree, a file or a link) only if it lies below one of ``inside``.
+
+    The check is made on the resolved path, so a ``..`` or a symlink that points out of
+    the roots is refused (:class:`UnsafeRemoval`) and nothing is touched.  A link itself is
+    removed as a link, never followed.  Read-only entries (published store entries) are
+    made writable first, as far as this user may.
+    """
+    import shutil
+
+    roots = (inside,) if isinstance(inside, Path) else inside
+    link = path.is_symlink()
+    parent_ok = any(is_inside(path.parent, r) or _same(path.parent, r) for r in roots)
+    if not (parent_ok if link else any(is_inside(path, r) for r in roots)):
+        raise UnsafeRemoval(f"refusing to remove {path}: it is not inside "
+                            + " or ".join(str(r) for r in roots),
+                            hint="this is a bug or a tampered input; nothing was removed")
+    if link or path.is_file():
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return
+    if not path.exists():
+        if missing_ok:
+            return
+        raise FileNotFoundError(path)
+
+    def writable_then_retry(func: Callable[..., object], name: str, _exc: object) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(name), 0o700)
+            if os.path.isdir(name) and not os.path.islink(name):
+                os.chmod(name, 0o700)
+            func(name)
+
+    shutil.rmtree(path, onerror=writable_then_retry)
+
+
+def _same(a: Path, b: Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, what: str | None = None, quiet: bool = False,
+              mode: int | None = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing; with ``mode`` whatever the
+    umask when given, so that every member of a shared store's group can lock it).
+
+    When another process holds it, print once that we are waiting, then block.  A lock
+    file this user may only read (another member of a shared store made it) still locks:
+    ``flock`` needs no write access; only the holder's pid is then not recorded.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = _open_lock(path, mode)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -66,8 +128,9 @@ def file_lock(path: Path, *, what: str | None = None, quiet: bool = False) -> It
                     file=sys.stderr,
                 )
             fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         with contextlib.suppress(OSError):
@@ -100,6 +163,21 @@ def try_file_lock(path: Path) -> Iterator[bool]:
         os.close(fd)
 
 
+def _open_lock(path: Path, mode: int | None) -> int:
+    """Open (creating with ``mode`` whatever the umask) a lock file; read-only if need be."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        try:
+            return os.open(path, os.O_RDWR)
+        except PermissionError:
+            return os.open(path, os.O_RDONLY)
+    if mode is not None:
+        with contextlib.suppress(OSError):
+            os.fchmod(fd, mode)
+    return fd
+
+
 def _read_holder(fd: int) -> str:
     try:
         return os.pread(fd, 32, 0).decode().strip()
@@ -118,14 +196,13 @@ def ensure_cachedir_tag(root: Path) -> None:
 @contextlib.contextmanager
 def temp_dir_in(parent: Path, prefix: str) -> Iterator[Path]:
     """A temp dir inside ``parent`` (same filesystem, so ``os.replace`` works), removed on exit."""
-    import shutil
-
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     try:
         yield tmp
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            remove_tree(tmp, inside=parent)
 
 
 def wait_for(predicate: object, timeout: float, interval: float = 0.05) -> bool:
