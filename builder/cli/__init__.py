@@ -67,7 +67,11 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="envbuild", prog_name="envbuild")
-def cli() -> None:
+@click.option("-q", "--quiet", is_flag=True,
+              help="Only results, warnings and errors: no progress lines.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also echo every external command envbuild runs (uv, nvcc, pip, python).")
+def cli(quiet: bool, verbose: bool) -> None:
     """Hash-pinned conda environments for CUDA deep-learning projects.
 
     \b
@@ -78,24 +82,46 @@ def cli() -> None:
     sanity   kernel checks against reference implementations
     env      all of the above, each stage skipped when up to date
     doctor   what this machine can run and build
+    run      a command inside an env (activated), on chosen GPUs
+    shell    an interactive shell inside an env
+    export   a lockfile as pixi.lock, requirements.txt, explicit or environment.yml
+
+    Every command takes --json: one JSON object on stdout, errors included
+    ({"error", "hint", "exit_code"}).  NO_COLOR=1 turns colour off.
     """
+    # read by the progress lines and the subprocess wrapper, in this process and in
+    # the envbuild processes it starts
+    if quiet:
+        os.environ["ENVBUILD_QUIET"] = "1"
+    if verbose:
+        os.environ["ENVBUILD_VERBOSE"] = "1"
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning errors into the contract's exit codes."""
+    """Entry point: run the CLI, turning errors into the contract's exit codes.
+
+    With ``--json`` anywhere before ``--`` an error is also printed on stdout as one
+    object, ``{"error", "hint", "exit_code"}``, so scripts always get JSON.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in (args[:args.index("--")] if "--" in args else args)
     try:
-        rv = cli.main(args=argv, prog_name="envbuild", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="envbuild", standalone_mode=False)
     except EnvbuildError as exc:
-        _report(exc)
+        _report(exc.message, exc.hint, exc.exit_code, as_json)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        _report("aborted", None, 130, as_json)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(2 if isinstance(exc, click.UsageError) else 1)
+        code = 2 if isinstance(exc, click.UsageError) else 1
+        if as_json:
+            _report(exc.format_message(), None, code, as_json)
+        else:
+            exc.show()
+        sys.exit(code)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        _report("interrupted", None, 130, as_json)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
@@ -103,20 +129,32 @@ def main(argv: list[str] | None = None) -> None:
         from builder.util.redact import redact
 
         path = _crash_report(exc)
-        click.echo(f"envbuild: internal error: {type(exc).__name__}: {redact(str(exc))}",
-                   err=True)
-        click.echo(f"a crash report was written to {path}; please attach it to a bug report",
-                   err=True)
+        _report(f"envbuild: internal error: {type(exc).__name__}: {redact(str(exc))}",
+                f"a crash report was written to {path}; please attach it to a bug report",
+                1, as_json, plain=True)
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 
-def _report(exc: EnvbuildError) -> None:
-    click.secho("error: ", fg="red", bold=True, err=True, nl=False)
-    click.echo(exc.message, err=True)
-    if exc.hint:
-        click.secho("hint: ", fg="yellow", err=True, nl=False)
-        click.echo(exc.hint, err=True)
+def color() -> bool | None:
+    """False when NO_COLOR is set (https://no-color.org), else click's own TTY detection."""
+    return False if os.environ.get("NO_COLOR") else None
+
+
+def _report(message: str, hint: str | None, code: int, as_json: bool, *,
+            plain: bool = False) -> None:
+    if as_json:
+        echo_json({"error": message, "hint": hint, "exit_code": code})
+    if plain:
+        click.echo(message, err=True)
+        if hint:
+            click.echo(hint, err=True)
+        return
+    click.secho("error: ", fg="red", bold=True, err=True, nl=False, color=color())
+    click.echo(message, err=True)
+    if hint:
+        click.secho("hint: ", fg="yellow", err=True, nl=False, color=color())
+        click.echo(hint, err=True)
 
 
 def _crash_report(exc: BaseException) -> str:

@@ -20,8 +20,9 @@ from builder.errors import UsageError
 @click.option("--source", "sources", multiple=True, metavar="NAME=PATH",
               help="use a local checkout for a source (repeatable)")
 @click.option("--op", "only", multiple=True, help="build only these ops (repeatable)")
+@click.option("--json", "as_json", is_flag=True, help="print the results as one JSON object")
 def build(spec: Path, prefix: Path, cuda: str | None, arch: str | None,
-          sources: tuple[str, ...], only: tuple[str, ...]) -> None:
+          sources: tuple[str, ...], only: tuple[str, ...], as_json: bool) -> None:
     """Compile the spec's CUDA ops (clean, out of tree, cached by content) into PREFIX."""
     from builder.build.plan import BuildPlanRequest, build_spec
 
@@ -31,6 +32,11 @@ def build(spec: Path, prefix: Path, cuda: str | None, arch: str | None,
     results = build_spec(BuildPlanRequest(
         spec=spec, prefix=prefix.expanduser().absolute(), cuda=cuda, arch_list=arch_list,
         sources=sources, only=only), log=lambda msg: click.echo(msg, err=True))
+    if as_json:
+        from builder.cli import echo_json
+
+        echo_json({"prefix": str(prefix), "ops": [r.model_dump(mode="json") for r in results]})
+        return
     for res in results:
         state = "cache hit" if res.cache_hit else "built"
         click.echo(f"{res.name}: {state}{', installed' if res.installed else ', already installed'}"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from builder.cli import echo_json
+from builder.cli import color, echo_json
 
 _COLORS = {"OK": "green", "WARN": "yellow", "FAIL": "red"}
 
@@ -63,7 +63,7 @@ def _print_findings(findings: Sequence[object]) -> None:
     for f in findings:
         assert isinstance(f, Finding)
         tag = click.style(f"{f.level:<4}", fg=_COLORS[f.level], bold=f.level != "OK")
-        click.echo(f"{tag} {f.topic:<10} {f.message}")
+        click.echo(f"{tag} {f.topic:<10} {f.message}", color=color())
         if f.fix:
             click.echo(f"{'':4} {'':<10} fix: {f.fix}")
 

@@ -20,7 +20,8 @@ def _err_console() -> Any:
 @click.option("--prefix", type=click.Path(path_type=Path), default=None,
               help="environment directory (default: .envbuild/envs/<lockfile name>)")
 @click.option("--force", is_flag=True, help="build a new generation even when up to date")
-def install(lockfile: Path, prefix: Path | None, force: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object")
+def install(lockfile: Path, prefix: Path | None, force: bool, as_json: bool) -> None:
     """Install LOCKFILE (conda-lock format) into a prefix: hash-checked, atomic."""
     from builder.install import InstallRequest
     from builder.install import install as do_install
@@ -30,6 +31,11 @@ def install(lockfile: Path, prefix: Path | None, force: bool) -> None:
         prefix = Path(".envbuild") / "envs" / stem
     result = do_install(InstallRequest(lockfile=lockfile, prefix=prefix, force=force,
                                        progress=sys.stderr.isatty()))
+    if as_json:
+        from builder.cli import echo_json
+
+        echo_json(result.model_dump(mode="json"))
+        return
     if result.action == "up to date":
         click.echo(f"{result.prefix} is up to date (generation {result.generation})")
         return
@@ -49,8 +55,9 @@ def install(lockfile: Path, prefix: Path | None, force: bool) -> None:
                    "(default: lockfiles/<name>-cuXY.conda-lock.yml)")
 @click.option("--channel", "channels", multiple=True,
               help="channel URL for locking when the lockfile is missing (repeatable)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object")
 def env(spec: Path, cuda: str | None, prefix: Path | None, lockfile: Path | None,
-        channels: tuple[str, ...]) -> None:
+        channels: tuple[str, ...], as_json: bool) -> None:
     """Resolve, lock (if missing), install, build ops and run sanity checks."""
     from builder.env import run_env
     from builder.env_stages import EnvRequest
@@ -58,7 +65,12 @@ def env(spec: Path, cuda: str | None, prefix: Path | None, lockfile: Path | None
     result = run_env(EnvRequest(spec=spec, cuda=cuda, prefix=prefix, lockfile=lockfile,
                                 channels=channels,
                                 progress=sys.stderr.isatty()))
-    print_summary(result)
+    if as_json:
+        from builder.cli import echo_json
+
+        echo_json({**result.model_dump(mode="json"), "ok": result.ok})
+    else:
+        print_summary(result)
     if not result.ok:
         from builder.errors import CheckFailed
 
@@ -85,10 +97,16 @@ def print_summary(result: Any) -> None:
 @click.command()
 @click.option("--prefix", type=click.Path(path_type=Path), required=True,
               help="the environment to roll back")
-def rollback(prefix: Path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object")
+def rollback(prefix: Path, as_json: bool) -> None:
     """Make the previous generation of PREFIX current again."""
     from builder.install import rollback as do_rollback
 
     result = do_rollback(prefix)
+    if as_json:
+        from builder.cli import echo_json
+
+        echo_json(result.model_dump(mode="json"))
+        return
     click.echo(f"{result.prefix}: generation {result.from_generation} -> "
                f"{result.to_generation}")

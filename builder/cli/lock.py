@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from builder.cli import color, echo_json
 from builder.errors import CheckFailed
 
 
@@ -24,9 +25,10 @@ from builder.errors import CheckFailed
               type=click.Choice(["rattler", "conda-lock"]), help="conda solver backend")
 @click.option("--source", "sources", multiple=True, metavar="NAME=PATH",
               help="read a source from a local git repo (bare or not) or a plain directory")
+@click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object")
 def lock(spec_path: Path, cuda: str | None, channel_snapshot: Path | None,
          channels: tuple[str, ...], output: Path | None, check: bool, solver: str,
-         sources: tuple[str, ...]) -> None:
+         sources: tuple[str, ...], as_json: bool) -> None:
     """Lock SPEC for one CUDA version into a conda-lock lockfile with every hash."""
     from builder.lock import LockRequest, default_lockfile_path
     from builder.lock import check as check_lock
@@ -48,11 +50,21 @@ def lock(spec_path: Path, cuda: str | None, channel_snapshot: Path | None,
                             solver, sources)
             raise CheckFailed(f"{path} is stale:\n" + "\n".join(f"  - {p}" for p in problems),
                               hint=f"re-lock with `{again}` and commit the result")
+        if as_json:
+            echo_json({"path": str(path), "up_to_date": True, "input_hash": _short(req, path)})
+            return
         click.echo(f"{path}: up to date (input hash {_short(req, path)})")
         return
     result = run_lock(req)
+    if as_json:
+        echo_json({"path": str(result.path), "environment_path": str(result.environment_path),
+                   "input_hash": result.input_hash, "cuda": resolution.cuda,
+                   "conda_packages": result.conda_count, "pip_packages": result.pip_count,
+                   "nvcc": result.nvcc, "warnings": list(result.warnings),
+                   "timings": dict(result.timings)})
+        return
     for warning in result.warnings:
-        click.secho("warning: ", fg="yellow", err=True, nl=False)
+        click.secho("warning: ", fg="yellow", err=True, nl=False, color=color())
         click.echo(warning, err=True)
     stages = ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items())
     click.echo(f"locked {resolution.name} for CUDA {resolution.cuda}: "
@@ -86,4 +98,4 @@ def _relock(spec: Path, cuda: str, output: Path | None, snapshot: Path | None,
 def _short(req: object, path: Path) -> str:
     from builder.lock.lockfile import envbuild_metadata, read_lockfile
 
-    return envbuild_metadata(read_lockfile(path)).input_hash[:16]
+    return str(envbuild_metadata(read_lockfile(path)).input_hash[:16])

@@ -145,8 +145,15 @@ def render(res: dict[str, Any]) -> str:
 @click.option("--cuda", help="only this CUDA major.minor")
 @click.option("--gpu", help="show a GPU's compute capability and what targets it "
                             "('' lists every known GPU)")
-def matrix(torch_version: str | None, cuda: str | None, gpu: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="the same rows as one JSON object")
+def matrix(torch_version: str | None, cuda: str | None, gpu: str | None, as_json: bool) -> None:
     """Print the compatibility matrix as tables, filterable by torch, CUDA or GPU."""
+    if as_json:
+        from builder.cli import echo_json
+        from builder.matrix.tables import matrix_json
+
+        echo_json(matrix_json(torch=torch_version, cuda=cuda, gpu=gpu))
+        return
     from builder.matrix.tables import render_tables
 
     click.echo(render_tables(torch=torch_version, cuda=cuda, gpu=gpu))
@@ -155,7 +162,9 @@ def matrix(torch_version: str | None, cuda: str | None, gpu: str | None) -> None
 @click.command()
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="write the schema to this file instead of stdout")
-def schema(output: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, hidden=True,
+              help="accepted for uniformity: the schema is JSON already")
+def schema(output: Path | None, as_json: bool) -> None:
     """Write the envspec JSON Schema (for editors' YAML validation)."""
     import json
 

@@ -150,3 +150,38 @@ def render_tables(*, torch: str | None = None, cuda: str | None = None,
               ", ".join(p.pip), p.why] for p in m.sources.pins]))
     parts.append(f"matrix {m.version}; sources and trust per row: builder/matrix/data/*.yaml")
     return "\n\n".join(parts)
+
+
+TORCH_HEADERS = ("torch", "torchvision", "python", "pytorch_channel", "conda_forge",
+                 "pypi_default", "wheel_index", "cxx_std", "trust")
+CUDA_HEADERS = ("cuda", "driver_min", "minor_compat_floor", "host_gcc", "sm_targets",
+                "conda_nvcc")
+
+
+def matrix_json(*, torch: str | None = None, cuda: str | None = None,
+                gpu: str | None = None) -> dict[str, object]:
+    """``matrix --json``: ``{"matrix_version", "torch", "cuda", "gpu"}``, rows keyed by column.
+
+    The same filters and errors as :func:`render_tables`.
+    """
+    m = load_matrix()
+    out: dict[str, object] = {"matrix_version": m.version, "gpu": None}
+    if gpu is not None and gpu.strip():
+        row = gpu_lookup(m, gpu)
+        if row is None:
+            raise UsageError(f"unknown GPU name {gpu!r}", hint=unknown_gpu_hint(m, gpu))
+        first = min_cuda_for(m, row.cc)
+        out["gpu"] = {"name": gpu, "model": row.model, "cc": row.cc,
+                      "first_native_cuda": first.cuda if first else None}
+        if not (torch or cuda):
+            out["torch"] = []
+            out["cuda"] = [dict(zip(CUDA_HEADERS, r, strict=True)) for r in _cuda_rows(m, None)
+                           if _targets(m, r[0], row.cc)]
+            return out
+    elif gpu is not None:
+        out["gpus"] = [{"cc": r.cc, "model": r.model, "names": list(r.names)}
+                       for r in m.gpus.gpus]
+    _check_filters(m, torch, cuda)
+    out["torch"] = [dict(zip(TORCH_HEADERS, r, strict=True)) for r in _torch_rows(m, torch, cuda)]
+    out["cuda"] = [dict(zip(CUDA_HEADERS, r, strict=True)) for r in _cuda_rows(m, cuda)]
+    return out

@@ -80,7 +80,7 @@ def run(
     argv = [os.fspath(c) for c in cmd]
     search_path = path if path is not None else (env or os.environ).get("PATH")
     argv[0] = which(argv[0], path=search_path)
-    if echo:
+    if echo or os.environ.get("ENVBUILD_VERBOSE"):  # -v (read per call, never at import)
         print(f"$ {quote(argv)}", file=sys.stderr)
     try:
         proc = subprocess.run(
