@@ -32,7 +32,8 @@ COMMANDS: dict[str, str] = {
     "sanity": "builder.cli.build:sanity",
     "doctor": "builder.cli.doctor:doctor",
     "gpus": "builder.cli.doctor:gpus",
-    "run": "builder.cli.doctor:run",
+    "run": "builder.cli.inside:run",
+    "shell": "builder.cli.inside:shell",
 }
 
 
@@ -84,7 +85,6 @@ def cli(quiet: bool, verbose: bool) -> None:
     doctor   what this machine can run and build
     run      a command inside an env (activated), on chosen GPUs
     shell    an interactive shell inside an env
-    export   a lockfile as pixi.lock, requirements.txt, explicit or environment.yml
 
     Every command takes --json: one JSON object on stdout, errors included
     ({"error", "hint", "exit_code"}).  NO_COLOR=1 turns colour off.

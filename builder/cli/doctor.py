@@ -1,8 +1,7 @@
-"""``envbuild doctor``, ``envbuild gpus`` and ``envbuild run``: thin click commands."""
+"""``envbuild doctor`` and ``envbuild gpus``: thin click commands."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -103,29 +102,3 @@ def gpu_table(rows: Sequence[object]) -> list[str]:
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
             for r in table]
-
-
-@click.command(context_settings={"ignore_unknown_options": True,
-                                 "allow_interspersed_args": False})
-@click.option("--gpus", "selection", default="auto", show_default=True,
-              metavar="auto|all|0,2", help="GPUs by nvidia-smi index; auto = least loaded.")
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run(selection: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND on chosen GPUs: envbuild run --gpus auto -- python train_net.py ...
-
-    Sets CUDA_DEVICE_ORDER=PCI_BUS_ID (so indices match nvidia-smi) and
-    CUDA_VISIBLE_DEVICES, prints which physical GPU becomes cuda:0, cuda:1, ...,
-    then replaces itself with COMMAND.
-    """
-    from builder.errors import UsageError
-    from builder.gpu_select import describe, plan_run
-    from builder.host import detect_driver
-
-    plan = plan_run(command, selection, detect_driver(), os.environ)
-    for line in describe(plan):
-        click.echo(line, err=True)
-    try:
-        os.execvpe(plan.argv[0], list(plan.argv), plan.env)
-    except OSError as exc:
-        raise UsageError(f"cannot run {plan.argv[0]!r}: {exc.strerror}",
-                         hint="check the command name and PATH") from None

@@ -49,3 +49,41 @@ def write_activation(gen_dir: Path, final_prefix: Path, name: str) -> list[Path]
         atomic_write_text(out, env.get_template(template).render(**values))
         written.append(out)
     return written
+
+
+_CAPTURE = """
+export PATH="$1/bin:$PATH" CONDA_PREFIX="$1"
+for script in "$1"/etc/conda/activate.d/*.sh; do
+    [ -f "$script" ] && . "$script"
+done
+env -0
+"""
+
+
+def activated_environ(prefix: Path, environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` as ``conda activate PREFIX`` leaves it: PATH, CONDA_PREFIX, CUDA_HOME, ...
+
+    The env's own ``etc/conda/activate.d/*.sh`` scripts (envbuild's, and those of its
+    packages, such as the compilers' ``CC``/``CXX``) are sourced by bash and the
+    resulting environment read back, so ``envbuild run``/``shell`` and a shell that
+    sourced ``PREFIX/activate`` see the same variables.
+    """
+    from builder.errors import UsageError
+    from builder.util import cmd
+
+    root = prefix.expanduser().absolute()
+    if not (root / "bin").is_dir():
+        raise UsageError(f"{prefix} is not an environment (no bin/ directory)",
+                         hint="create it with `envbuild env SPEC` or `envbuild install LOCKFILE "
+                              "--prefix DIR`")
+    done = cmd.run(["bash", "-c", _CAPTURE, "envbuild-activate", str(root)],
+                   env=environ, hint="activation needs bash")
+    out: dict[str, str] = {}
+    for item in done.stdout.split("\0"):
+        key, sep, value = item.partition("=")
+        if sep and key and key not in ("_", "SHLVL", "PWD", "OLDPWD"):
+            out[key] = value
+    for key in ("PWD", "OLDPWD"):
+        if key in environ:
+            out[key] = environ[key]
+    return out
