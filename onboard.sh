@@ -8,6 +8,7 @@ set -euo pipefail
 usage() {
     cat <<'USAGE'
 usage: ./onboard.sh [--cuda X.Y] [--spec FILE] [--lockfile FILE] [--prefix DIR]
+                   [--channel NAME=URL]... [--offline]
 
   --cuda X.Y       CUDA version of the environment (default: 11.7, or $CUDA)
   --spec FILE      envspec (default: envspecs/mask2former.yaml, or $SPEC)
@@ -15,9 +16,13 @@ usage: ./onboard.sh [--cuda X.Y] [--spec FILE] [--lockfile FILE] [--prefix DIR]
   --prefix DIR     where the environment goes (default: $ENVBUILD_ENVS/<name>-cu<XY>,
                    ENVBUILD_ENVS defaulting to .envbuild/envs in this checkout, the
                    same place `make env` uses)
+  --channel NAME=URL  download channel NAME's packages from a mirror (repeatable; the
+                   syntax of `envbuild lock --channel`; hashes are checked as always)
+  --offline        install from the package cache only (names what it lacks)
   -h, --help       this help
 
-Environment: PYTHON (python >= 3.10 used to create the tool's venv; default python3).
+Environment: PYTHON (python >= 3.10 used to create the tool's venv; default python3);
+ENVBUILD_CHANNEL_ALIAS=URL fetches every anaconda.org channel from a team mirror.
 Steps: prerequisites, tool venv (make setup), install (envbuild install LOCKFILE),
 build (envbuild build), sanity (envbuild sanity), then how to use it.
 USAGE
@@ -28,6 +33,7 @@ SPEC="${SPEC:-envspecs/mask2former.yaml}"
 LOCKFILE=""
 PREFIX=""
 PYTHON="${PYTHON:-python3}"
+INSTALL_ARGS=()
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -39,6 +45,9 @@ while [ $# -gt 0 ]; do
         --lockfile=*) LOCKFILE="${1#*=}"; shift ;;
         --prefix) PREFIX="${2:?--prefix needs a directory}"; shift 2 ;;
         --prefix=*) PREFIX="${1#*=}"; shift ;;
+        --channel) INSTALL_ARGS+=(--channel "${2:?--channel needs NAME=URL}"); shift 2 ;;
+        --channel=*) INSTALL_ARGS+=(--channel "${1#*=}"); shift ;;
+        --offline) INSTALL_ARGS+=(--offline); shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "onboard: unknown option: $1 (see ./onboard.sh --help)" >&2; exit 2 ;;
     esac
@@ -109,7 +118,7 @@ ENVBUILD="$ROOT/.venv/bin/envbuild"
 [ -x "$ENVBUILD" ] || die "the tool's venv has no envbuild" "rm -rf .venv && ./onboard.sh"
 
 step "install the environment from $LOCKFILE"
-"$ENVBUILD" install "$LOCKFILE" --prefix "$PREFIX"
+"$ENVBUILD" install "$LOCKFILE" --prefix "$PREFIX" ${INSTALL_ARGS[@]+"${INSTALL_ARGS[@]}"}
 
 step "build the CUDA ops"
 "$ENVBUILD" build "$SPEC" --prefix "$PREFIX" --cuda "$CUDA"

@@ -32,6 +32,7 @@ class EnvRequest(BaseModel):
     lockfile: Path | None = None  # default: lockfiles/<name>-<cuXY|cpu>.conda-lock.yml
     channels: tuple[str, ...] = ()
     progress: bool = False
+    offline: bool = False  # install from the package cache only
 
 
 class Context:
@@ -87,8 +88,12 @@ def stage_lock(ctx: Context) -> tuple[Action, str]:
         result = lock(_lock_request(ctx, path))
         ctx.lockfile = Path(result.path)
         return "done", f"wrote {ctx.lockfile}"
-    # where the committed lockfile was solved (live, mirror, snapshot) is not staleness
-    diffs = check(replace(_lock_request(ctx, path), check_channels=bool(ctx.req.channels)))
+    # where the committed lockfile was solved (live, mirror, snapshot) is not staleness;
+    # bare --channel URLs (a replaced channel list, as in `make demo`) are
+    from builder.install.mirrors import named_only
+
+    bare = set(ctx.req.channels) - set(named_only(ctx.req.channels))
+    diffs = check(replace(_lock_request(ctx, path), check_channels=bool(bare)))
     if diffs:
         raise CheckFailed(f"{path} is stale for {ctx.loaded.path}:\n"
                           + "\n".join(f"  - {d}" for d in diffs),
@@ -116,8 +121,12 @@ def stage_install(ctx: Context) -> tuple[Action, str]:
 
     assert ctx.lockfile is not None
     plan = load_plan(ctx.lockfile)
+    from builder.install.mirrors import named_only
+
     result = install_locked(InstallRequest(lockfile=ctx.lockfile, prefix=ctx.prefix,
                                            name=ctx.loaded.spec.name,
+                                           channels=named_only(ctx.req.channels),
+                                           offline=ctx.req.offline,
                                            progress=ctx.req.progress), plan, ctx.gens)
     if result.action == "up to date":
         return "up to date", f"generation {result.generation}"

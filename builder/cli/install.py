@@ -20,8 +20,14 @@ def _err_console() -> Any:
 @click.option("--prefix", type=click.Path(path_type=Path), default=None,
               help="environment directory (default: .envbuild/envs/<lockfile name>)")
 @click.option("--force", is_flag=True, help="build a new generation even when up to date")
+@click.option("--channel", "channels", multiple=True, metavar="NAME=URL",
+              help="download channel NAME's packages from a mirror (repeatable; hashes are "
+                   "checked as always). ENVBUILD_CHANNEL_ALIAS=URL mirrors every channel")
+@click.option("--offline", is_flag=True,
+              help="use only the package cache; name every package it lacks")
 @click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object")
-def install(lockfile: Path, prefix: Path | None, force: bool, as_json: bool) -> None:
+def install(lockfile: Path, prefix: Path | None, force: bool, channels: tuple[str, ...],
+            offline: bool, as_json: bool) -> None:
     """Install LOCKFILE (conda-lock format) into a prefix: hash-checked, atomic."""
     from builder.install import InstallRequest
     from builder.install import install as do_install
@@ -30,6 +36,7 @@ def install(lockfile: Path, prefix: Path | None, force: bool, as_json: bool) -> 
         stem = lockfile.name.split(".conda-lock")[0].split(".")[0]
         prefix = Path(".envbuild") / "envs" / stem
     result = do_install(InstallRequest(lockfile=lockfile, prefix=prefix, force=force,
+                                       channels=channels, offline=offline,
                                        progress=sys.stderr.isatty()))
     if as_json:
         from builder.cli import echo_json
@@ -53,17 +60,21 @@ def install(lockfile: Path, prefix: Path | None, force: bool, as_json: bool) -> 
 @click.option("--lockfile", type=click.Path(path_type=Path), default=None,
               help="lockfile to use, or to write when missing "
                    "(default: lockfiles/<name>-cuXY.conda-lock.yml)")
-@click.option("--channel", "channels", multiple=True,
-              help="channel URL for locking when the lockfile is missing (repeatable)")
+@click.option("--channel", "channels", multiple=True, metavar="URL|NAME=URL",
+              help="mirror (repeatable), as for lock: NAME=URL replaces one channel for the "
+                   "lock (when the lockfile is missing) and the install; bare URLs replace "
+                   "the channel list for the lock")
+@click.option("--offline", is_flag=True,
+              help="install from the package cache only; name every package it lacks")
 @click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object")
 def env(spec: Path, cuda: str | None, prefix: Path | None, lockfile: Path | None,
-        channels: tuple[str, ...], as_json: bool) -> None:
+        channels: tuple[str, ...], offline: bool, as_json: bool) -> None:
     """Resolve, lock (if missing), install, build ops and run sanity checks."""
     from builder.env import run_env
     from builder.env_stages import EnvRequest
 
     result = run_env(EnvRequest(spec=spec, cuda=cuda, prefix=prefix, lockfile=lockfile,
-                                channels=channels,
+                                channels=channels, offline=offline,
                                 progress=sys.stderr.isatty()))
     if as_json:
         from builder.cli import echo_json

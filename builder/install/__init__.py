@@ -41,6 +41,8 @@ class InstallRequest(BaseModel):
     name: str | None = None
     progress: bool = False
     force: bool = False
+    channels: tuple[str, ...] = ()  # NAME=URL mirrors (see builder.install.mirrors)
+    offline: bool = False  # only the package cache; say what is missing
     conda_backend: str = "rattler"
     pip_backend: str = "uv"
 
@@ -110,8 +112,10 @@ def _build_generation(req: InstallRequest, plan: InstallPlan, gens: Generations,
     from builder.install.activation import write_activation
     from builder.install.backends import CONDA_LINKERS, PIP_INSTALLERS
     from builder.install.fetch import fetch_all
+    from builder.install.mirrors import parse_mirrors
 
     cache = paths.pkgs_cache()
+    mirrors = parse_mirrors(req.channels, os.environ)
     timed: list[tuple[str, float]] = []
 
     def step(name: str, fn: Callable[[], object]) -> None:
@@ -121,7 +125,8 @@ def _build_generation(req: InstallRequest, plan: InstallPlan, gens: Generations,
         timed.append((name, time.monotonic() - t0))
 
     archives: list[Path] = []
-    step("fetch", lambda: archives.extend(fetch_all(plan.conda, cache, progress=req.progress)))
+    step("fetch", lambda: archives.extend(fetch_all(plan.conda, cache, progress=req.progress,
+                                                    mirrors=mirrors, offline=req.offline)))
     linker = _backend(CONDA_LINKERS, req.conda_backend, "conda backend")()
     step("conda", lambda: linker.link(plan.conda, archives, partial, gens.prefix, cache))
     if plan.pip:
@@ -129,7 +134,8 @@ def _build_generation(req: InstallRequest, plan: InstallPlan, gens: Generations,
         work = partial / ".envbuild"
         work.mkdir(parents=True, exist_ok=True)
         pip = _backend(PIP_INSTALLERS, req.pip_backend, "pip backend")()
-        step("pip", lambda: pip.install(plan.pip, python, work, cache / "uv"))
+        step("pip", lambda: pip.install(plan.pip, python, work, cache / "uv",
+                                        offline=req.offline))
         fix_shebangs(partial, gens.prefix)
     name = req.name or gens.prefix.name
     step("activation", lambda: write_activation(partial, gens.prefix, name))

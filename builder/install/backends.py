@@ -33,7 +33,7 @@ class PipInstaller(Protocol):
     name: str
 
     def install(self, records: Sequence[PipRecord], python: Path, workdir: Path,
-                cache: Path) -> None: ...
+                cache: Path, *, offline: bool = False) -> None: ...
 
 
 class RattlerLinker:
@@ -87,8 +87,11 @@ class UvInstaller:
     name = "uv"
 
     def install(self, records: Sequence[PipRecord], python: Path, workdir: Path,
-                cache: Path) -> None:
-        """Install ``records`` into ``python``'s environment; hashes are checked by uv."""
+                cache: Path, *, offline: bool = False) -> None:
+        """Install ``records`` into ``python``'s environment; hashes are checked by uv.
+
+        ``offline``: wheels only from uv's cache (``--offline``); a missing one fails.
+        """
         from builder.util.cmd import run
 
         reqs = workdir / "pip-requirements.txt"
@@ -98,10 +101,13 @@ class UvInstaller:
                if k not in {"VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "PYTHONHOME"}}
         env["UV_CACHE_DIR"] = str(cache)
         run([_uv_bin(), "pip", "install", "--python", str(python), "--require-hashes",
-             "--no-deps", "--no-config", "--break-system-packages", "-r", str(reqs)],
+             "--no-deps", "--no-config", "--break-system-packages", "-r", str(reqs),
+             *(["--offline"] if offline else [])],
             env=env, log_path=workdir / "uv.log",
-            hint="a wheel that does not match its locked sha256 is refused; "
-                 "the current environment was not changed")
+            hint=("--offline: a wheel is not in the package cache yet; run once without "
+                  "--offline (or with a mirror) to fill it. " if offline else "")
+            + "a wheel that does not match its locked sha256 is refused; "
+              "the current environment was not changed")
 
 
 def _uv_bin() -> str:

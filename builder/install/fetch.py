@@ -40,11 +40,18 @@ from typing import Any
 
 from builder.errors import CheckFailed, EnvbuildError
 from builder.install import faults
+from builder.install.mirrors import Mirrors
 from builder.install.plan import CondaRecord
 from builder.util.fs import ensure_cachedir_tag, temp_dir_in
 from builder.util.hashing import md5_file, sha256_file
+from builder.util.redact import redact
 
 CHUNK = 1 << 20
+UNREACHABLE_HINT = (
+    "check the channel is reachable (or the local channel still exists); without access to "
+    "it, fetch from a mirror with --channel NAME=URL (for a whole team: "
+    "ENVBUILD_CHANNEL_ALIAS=URL), use packages already cached with --offline, or try "
+    "`make demo`, which runs every stage with no conda channel at all")
 INDEX_JSON = "index.json"
 
 
@@ -58,12 +65,16 @@ def cached_archive(cache: Path, rec: CondaRecord) -> Path:
     return archive_root(cache) / rec.key / rec.file_name
 
 
-def fetch_all(records: Sequence[CondaRecord], cache: Path, *, progress: bool) -> list[Path]:
+def fetch_all(records: Sequence[CondaRecord], cache: Path, *, progress: bool,
+              mirrors: Mirrors | None = None, offline: bool = False) -> list[Path]:
     """Make sure every record has a verified archive in ``cache``; return their paths.
 
     Cached archives are re-hashed first (see the module docstring); one that no longer
-    matches the lockfile is removed and the install refused.
+    matches the lockfile is removed and the install refused.  ``mirrors`` says where to
+    download from (the hash check is the same); ``offline`` downloads nothing and names
+    every package the cache lacks.
     """
+    mirrors = mirrors or Mirrors()
     ensure_cachedir_tag(cache)
     missing = []
     for rec in records:
@@ -71,22 +82,29 @@ def fetch_all(records: Sequence[CondaRecord], cache: Path, *, progress: bool) ->
             verify_cached(rec, cache)
         else:
             missing.append(rec)
+    if missing and offline:
+        names = [f"{r.name}-{r.version}-{r.build}" for r in missing]
+        raise CheckFailed(
+            f"--offline: {len(missing)} of {len(records)} conda packages are not in the "
+            f"package cache ({cache}):\n" + "\n".join(f"  - {n}" for n in names),
+            hint="run the same command once without --offline (or with a mirror: --channel "
+                 "NAME=URL, ENVBUILD_CHANNEL_ALIAS) to fill the cache; nothing was installed")
     if missing:
         with _progress(progress) as bar:
             for rec in missing:
                 faults.point("fetch")
-                _fetch_one(rec, cache, bar)
+                _fetch_one(rec, cache, bar, mirrors.url_for(rec.url))
     return [cached_archive(cache, r) for r in records]
 
 
-def _fetch_one(rec: CondaRecord, cache: Path, bar: Any) -> None:
+def _fetch_one(rec: CondaRecord, cache: Path, bar: Any, url: str) -> None:
     root = archive_root(cache)
     with temp_dir_in(root, f".dl-{rec.key[:12]}-") as tmp:
         part = tmp / rec.file_name
-        sha, md5 = _download(rec, part, bar)
+        sha, md5 = _download(rec, url, part, bar)
         if rec.sha256 and sha != rec.sha256.lower():
             raise CheckFailed(
-                f"hash mismatch for {rec.file_name} from {rec.url}:\n"
+                f"hash mismatch for {rec.file_name} from {redact(url)}:\n"
                 f"  expected sha256 {rec.sha256}\n  got      sha256 {sha}\n"
                 "refused; nothing was installed",
                 hint="the channel's file is not the one that was locked; "
@@ -174,10 +192,10 @@ def _member(tar: Any, archive: Path) -> bytes:
     raise CheckFailed(f"{archive.name} has no info/index.json: not a conda package")
 
 
-def _download(rec: CondaRecord, dest: Path, bar: Any) -> tuple[str, str]:
+def _download(rec: CondaRecord, url: str, dest: Path, bar: Any) -> tuple[str, str]:
     sha, md5 = hashlib.sha256(), hashlib.md5()
     try:
-        with _open(rec.url) as src, open(dest, "wb") as out:
+        with _open(url) as src, open(dest, "wb") as out:
             total = int(getattr(src, "length", None) or 0) or None
             task = bar.add_task(rec.file_name, total=total) if bar else None
             for block in iter(lambda: src.read(CHUNK), b""):
@@ -188,9 +206,8 @@ def _download(rec: CondaRecord, dest: Path, bar: Any) -> tuple[str, str]:
                     bar.update(task, advance=len(block))
     except (urllib.error.URLError, ConnectionError, TimeoutError, FileNotFoundError) as exc:
         raise EnvbuildError(
-            f"could not download {rec.url}: {getattr(exc, 'reason', exc)}",
-            hint="check the channel is reachable (or the local channel still exists); "
-                 "the current environment was not changed") from None
+            f"could not download {redact(url)}: {getattr(exc, 'reason', exc)}",
+            hint=UNREACHABLE_HINT + "; the current environment was not changed") from None
     return sha.hexdigest(), md5.hexdigest()
 
 

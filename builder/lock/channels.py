@@ -1,6 +1,7 @@
 """Where the conda layer's repodata comes from: live channels, mirrors or a snapshot.
 
-* **live** (default): each channel name becomes ``https://conda.anaconda.org/<name>``.
+* **live** (default): each channel name becomes ``https://conda.anaconda.org/<name>``,
+  or ``$ENVBUILD_CHANNEL_ALIAS/<name>`` when a team points that variable at its mirror.
 * **mirror** (``--channel``): ``NAME=URL`` replaces one named channel by a mirror
   (order kept); bare ``URL`` values replace the whole channel list, in the order
   given (like ``conda --override-channels -c URL``), and channel-qualified specs
@@ -75,12 +76,20 @@ class ChannelPlan:
         return f"{self.kind} channels {urls}"
 
 
+def channel_alias() -> str:
+    """Where channel names point: ``ENVBUILD_CHANNEL_ALIAS`` (a team's mirror of
+    anaconda.org, read at call time), else https://conda.anaconda.org."""
+    import os
+
+    return (os.environ.get("ENVBUILD_CHANNEL_ALIAS", "").strip() or DEFAULT_ALIAS).rstrip("/")
+
+
 def _default_url(name: str) -> str:
     if "://" in name:
         return name.rstrip("/")
     if name.startswith(("/", "./", "~")):
         return Path(name).expanduser().resolve().as_uri()
-    return f"{DEFAULT_ALIAS}/{name.strip('/')}"
+    return f"{channel_alias()}/{name.strip('/')}"
 
 
 def _as_url(value: str) -> str:

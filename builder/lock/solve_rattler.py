@@ -146,8 +146,9 @@ def _unreachable(plan: ChannelPlan, detail: str) -> ChannelUnavailable:
     which = redact(url_match.group(0)) if url_match else plan.describe()
     return ChannelUnavailable(
         f"cannot read conda channel repodata ({which}): {redact(detail).splitlines()[0]}",
-        hint="use a reachable mirror (--channel NAME=URL or --channel URL) or an offline "
-             "snapshot (--channel-snapshot DIR)")
+        hint="use a reachable mirror (--channel NAME=URL or --channel URL; for a whole team "
+             "ENVBUILD_CHANNEL_ALIAS=URL) or an offline snapshot (lock --channel-snapshot DIR); "
+             "`make demo` runs every stage with no conda channel at all")
 
 
 def explain_unsat(solver: RattlerSolver, req: CondaSolveRequest, text: str) -> ConflictError:
