@@ -220,11 +220,17 @@ def write_channel_lockfile(local: LocalChannel, out: Path, *, platform: str = "l
     """
     import json
 
-    from conda_lock.lockfile import write_conda_lock_file
-    from conda_lock.lockfile.v1.models import HashModel, LockMeta
-    from conda_lock.lockfile.v2prelim.models import LockedDependency, Lockfile
-    from conda_lock.models.channel import Channel
-
+    from builder.lock.lockformat import (
+        Channel,
+        HashModel,
+        LockedDependency,
+        Lockfile,
+        LockMeta,
+        dump_yaml,
+        normalized,
+        to_data,
+    )
+    from builder.util.fs import atomic_write_text
     from builder.util.hashing import sha256_file
 
     deps: list[LockedDependency] = []
@@ -237,19 +243,18 @@ def write_channel_lockfile(local: LocalChannel, out: Path, *, platform: str = "l
                                   if not d.startswith("__")),
                 url=f"{local.channel_url}/{subdir}/{fname}",
                 hash=HashModel(md5=rec["md5"], sha256=rec["sha256"]),
-                build=rec["build"], categories={"main"}))
+                build=rec["build"]))
     for whl in wheels if wheels is not None else tuple(sorted(local.wheelhouse.glob("*.whl"))):
         name, version = whl.name.split("-")[:2]
         deps.append(LockedDependency(
             name=name.replace("_", "-"), version=version, manager="pip", platform=platform,
             dependencies={}, url=whl.resolve().as_uri(),
-            hash=HashModel(sha256=sha256_file(whl)), categories={"main"}))
+            hash=HashModel(sha256=sha256_file(whl))))
     meta = LockMeta(content_hash={platform: "local-channel"},
-                    channels=[Channel(url=local.channel_url, used_env_vars=[])],
+                    channels=[Channel(url=local.channel_url)],
                     platforms=[platform], sources=["local-channel"])
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_conda_lock_file(Lockfile(package=deps, metadata=meta), out, metadata_choices=None,
-                          include_help_text=False)
+    atomic_write_text(out, dump_yaml(to_data(normalized(Lockfile(package=deps, metadata=meta)))))
     return out
 
 

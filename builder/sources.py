@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict
 from builder.errors import CheckFailed, CommandError, EnvbuildError, UsageError
 from builder.spec import GitSource, LoadedSpec, PathSource
 from builder.util import cmd
-from builder.util.fs import ensure_cachedir_tag, file_lock, temp_dir_in
+from builder.util.fs import atomic_write_text, ensure_cachedir_tag, file_lock, temp_dir_in
 from builder.util.hashing import default_source_exclude, payload_digest, tree_digest
 
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -97,10 +97,31 @@ def _resolve_commit(repo: Path, rev: str) -> str | None:
 
 
 def _archive_digest(repo: Path, commit: str) -> str:
-    """sha256 of the content of ``commit`` (``git archive`` extracted to a temp dir)."""
+    """sha256 of the content of ``commit`` (``git archive`` extracted to a temp dir).
+
+    A commit id fixes its content, so the digest is kept per commit under the sources
+    cache: a re-lock does not extract the tree again.  A wrong cached value cannot pass
+    unnoticed: :func:`fetch_source` checks every materialised tree against it.
+    """
+    from builder.paths import sources_cache
+
+    memo = sources_cache() / "digests" / "v1" / f"{commit}.sha256"  # v1: tree_digest, _vcs_only
+    try:
+        cached = memo.read_text(encoding="ascii").strip()
+        if re.fullmatch(r"[0-9a-f]{64}", cached):
+            return cached
+    except (OSError, UnicodeDecodeError):
+        pass
     with tempfile.TemporaryDirectory(prefix="envbuild-src-") as tmp:
         _extract_archive(repo, commit, Path(tmp))
-        return tree_digest(Path(tmp), _vcs_only)
+        digest = tree_digest(Path(tmp), _vcs_only)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        ensure_cachedir_tag(sources_cache())
+        atomic_write_text(memo, digest + "\n")
+    except OSError:
+        pass  # a read-only cache only costs the extraction next time
+    return digest
 
 
 def _extract_archive(repo: Path, commit: str, dest: Path) -> None:

@@ -274,3 +274,48 @@ def test_committed_lockfile_is_an_install_plan() -> None:
     assert len(nvcc) == 1 and nvcc[0].sha256 is None and nvcc[0].key.startswith("md5-")
     assert all(r.key == r.sha256 for r in plan.conda if r.name != "cuda-nvcc")
     assert plan.pip and all(len(r.sha256) == 64 for r in plan.pip)
+
+
+def test_committed_lockfile_round_trips_byte_for_byte(repo_root: Path) -> None:
+    from builder.lock.lockfile import render_lockfile
+
+    path = repo_root / "lockfiles" / "mask2former-cu117.conda-lock.yml"
+    text = path.read_text()
+    lines = text.splitlines()
+    spec_rel = lines[1].split("envbuild lock ", 1)[1].split(" --cuda")[0]
+    assert render_lockfile(read_lockfile(path), spec_rel, "11.7") == text
+
+
+def test_libyaml_and_pure_python_dumpers_agree(repo_root: Path) -> None:
+    import yaml
+
+    from builder.lock.lockformat import dump_yaml, to_data
+
+    data = to_data(read_lockfile(repo_root / "lockfiles" / "mask2former-cu117.conda-lock.yml"))
+    assert dump_yaml(data) == yaml.dump(data, sort_keys=False, Dumper=yaml.Dumper)
+    odd = {"k": "caf\u00e9 \x0b tab\tand\r\nnewline " * 5, "l": [{"m": "\u20ac" * 90}]}
+    assert dump_yaml(odd) == yaml.dump(odd, sort_keys=False, Dumper=yaml.Dumper)
+
+
+def test_aliases_are_refused(tmp_path: Path, repo_root: Path) -> None:
+    from builder.errors import SpecError
+
+    bomb = tmp_path / "bomb.conda-lock.yml"
+    bomb.write_text("version: 1\nx: &a [1, 2]\ny: [*a, *a]\nmetadata: {}\npackage: []\n")
+    with pytest.raises(SpecError, match="aliases"):
+        read_lockfile(bomb)
+
+
+def test_reading_and_installing_never_import_conda_lock(locked: tuple[LockRequest, Path]
+                                                        ) -> None:
+    _, path = locked
+    probe = ("import sys\nfrom pathlib import Path\n"
+             "from builder.lock.lockfile import envbuild_metadata, read_lockfile\n"
+             "from builder.install.plan import load_plan\nimport builder.lock.api\n"
+             "import builder.cli.install, builder.cli.lock, builder.env_stages\n"
+             f"envbuild_metadata(read_lockfile(Path({str(path)!r})))\n"
+             f"load_plan(Path({str(path)!r}), platform='linux-64')\n"
+             "assert 'conda_lock' not in sys.modules, 'conda_lock was imported'\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr

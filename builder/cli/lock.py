@@ -25,10 +25,12 @@ from builder.errors import CheckFailed
               type=click.Choice(["rattler", "conda-lock"]), help="conda solver backend")
 @click.option("--source", "sources", multiple=True, metavar="NAME=PATH",
               help="read a source from a local git repo (bare or not) or a plain directory")
+@click.option("--refresh", is_flag=True, help="ask the PyPI index even when the previous "
+              "lockfile's inputs are unchanged or uv's cache is fresh")
 @click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object")
 def lock(spec_path: Path, cuda: str | None, channel_snapshot: Path | None,
          channels: tuple[str, ...], output: Path | None, check: bool, solver: str,
-         sources: tuple[str, ...], as_json: bool) -> None:
+         sources: tuple[str, ...], refresh: bool, as_json: bool) -> None:
     """Lock SPEC for one CUDA version into a conda-lock lockfile with every hash."""
     from builder.lock import LockRequest, default_lockfile_path
     from builder.lock import check as check_lock
@@ -42,7 +44,7 @@ def lock(spec_path: Path, cuda: str | None, channel_snapshot: Path | None,
     path = output or default_lockfile_path(loaded, resolution)
     req = LockRequest(spec=loaded, resolution=resolution, output=path,
                       channel_snapshot=channel_snapshot, channels=channels, solver=solver,
-                      source_overrides=parse_source_overrides(sources))
+                      source_overrides=parse_source_overrides(sources), refresh=refresh)
     if check:
         problems = check_lock(req)
         if problems:

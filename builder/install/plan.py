@@ -1,9 +1,9 @@
 """Lockfile -> :class:`InstallPlan`: the exact conda and pip records for this platform.
 
-The lockfile is conda-lock's format, read with conda-lock's own models (through
-``builder.lock.lockfile`` when present).  Every record must carry a hash:
-conda records a sha256 (md5 is checked too when given), pip records a sha256;
-an unhashed record is refused, never installed on trust.
+The lockfile is conda-lock's format, read with the models of
+:mod:`builder.lock.lockformat` (conda-lock's v1 schema; conda-lock is not imported).
+Every record must carry a hash: conda records a sha256 (md5 is checked too when
+given), pip records a sha256; an unhashed record is refused, never installed on trust.
 
 Install key contract (``install_key``): sha256 of
 ``json.dumps({"schema": 1, "platform": P, "conda": [[url, sha256], ...],

@@ -7,7 +7,8 @@ Public API::
     default_lockfile_path(spec, resolution)   # <repo>/lockfiles/<name>-cu<XY>.conda-lock.yml
 
 Reading lockfiles: :mod:`builder.lock.lockfile` (``read_lockfile``, ``envbuild_metadata``).
-Heavy dependencies (rattler, conda-lock, uv) are imported only when a lock runs.
+Heavy dependencies (rattler, uv) are imported only when a lock runs; conda-lock is
+never imported: its solver backend (``--solver conda-lock``) runs it as a command.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class LockRequest:
     # from a committed lockfile: records carry their real URLs, so a lockfile solved from
     # a snapshot or a mirror is as good as one solved live; only what was asked for counts.
     check_channels: bool = True
+    # ask PyPI even when the previous lockfile or uv's cache could answer
+    refresh: bool = False
 
 
 def lock(req: LockRequest) -> LockResult:

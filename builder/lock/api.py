@@ -31,29 +31,79 @@ from builder.util.fs import atomic_write_text
 if TYPE_CHECKING:
     from builder.lock import LockRequest
     from builder.lock.conda_layer import CondaRecord
-    from builder.lock.pypi_layer import PipRecord
+    from builder.lock.pypi_layer import PipRecord, PypiRequest
 
 
-def _solve_pypi(req: LockRequest, records: list[CondaRecord]) -> tuple[list[PipRecord],
-                                                                       list[str]]:
-    from builder.lock.pypi_layer import PypiRequest, python_provided, solve_pypi
+def _pypi_request(req: LockRequest, records: list[CondaRecord],
+                  previous: list[PipRecord]) -> PypiRequest:
+    from builder.lock.pypi_layer import PypiRequest, python_provided
 
     res, spec = req.resolution, req.spec.spec
-    if not res.pip:
-        return [], []
     python = next((r.version for r in records if r.name == "python"), res.python)
     opts = spec.pip_options
     spec_dir = req.spec.path.resolve().parent
     find_links = tuple(link if "://" in link else str((spec_dir / link).resolve())
                        for link in opts.find_links)
-    return solve_pypi(PypiRequest(
+    return PypiRequest(
         requirements=res.pip, python_version=python,
         glibc=res.virtual_packages.get("__glibc", "2.17"), provided=python_provided(records),
         index_url=opts.index_url, extra_index_urls=(*opts.extra_index_urls,
                                                     *res.pip_index_urls),
         find_links=find_links, no_index=opts.no_index,
         exclude_newer=exclude_newer_cutoff(spec.exclude_newer),
-        origins=pip_origins(req.spec, res.pip)))
+        origins=pip_origins(req.spec, res.pip),
+        preferences=tuple((p.name, p.version) for p in previous), refresh=req.refresh)
+
+
+def _solve_pypi(req: LockRequest, records: list[CondaRecord]) -> tuple[list[PipRecord],
+                                                                       list[str], str | None]:
+    """The pip records, their warnings and the PyPI layer's input key.
+
+    The previous lockfile's records are the answer when it was locked from the same
+    key (see :mod:`builder.lock.pypi_cache`); otherwise uv runs, preferring its pins.
+    """
+    from builder.lock.pypi_cache import pypi_key
+    from builder.lock.pypi_layer import solve_pypi
+
+    if not req.resolution.pip:
+        return [], [], None
+    old_key, previous = _previous_pip(req.output, req.spec.spec.platform)
+    preq = _pypi_request(req, records, previous)
+    key = pypi_key(preq)
+    if key == old_key and not req.refresh:
+        return previous, _sdist_warnings(preq, previous), key
+    pip, warnings = solve_pypi(preq)
+    return pip, warnings, key
+
+
+def _previous_pip(path: Path, platform: str) -> tuple[str | None, list[PipRecord]]:
+    """The previous lockfile's PyPI key and pip records (nothing when unreadable or edited)."""
+    from pydantic import ValidationError
+
+    from builder.errors import EnvbuildError
+    from builder.lock.pypi_layer import PipRecord
+
+    if not path.is_file():
+        return None, []
+    try:
+        lockfile = read_lockfile(path)
+        meta = envbuild_metadata(lockfile)
+        if packages_digest(lockfile.package) != meta.packages_digest:
+            return None, []  # edited by hand: neither its key nor its pins are trusted
+        pins = [PipRecord(name=p.name, version=p.version, url=p.url, sha256=p.hash.sha256 or "",
+                          kind="wheel" if p.url.split("#")[0].endswith(".whl") else "sdist")
+                for p in lockfile.package if p.manager == "pip" and p.platform == platform]
+        if not all(len(p.sha256) == 64 for p in pins):
+            return None, []
+    except (EnvbuildError, ValidationError, AttributeError, TypeError):
+        return None, []
+    return meta.pypi_key, sorted(pins, key=lambda r: r.name)
+
+
+def _sdist_warnings(preq: PypiRequest, pins: list[PipRecord]) -> list[str]:
+    from builder.lock.pypi_layer import sdist_warning
+
+    return [sdist_warning(preq, p.name, p.version) for p in pins if p.kind == "sdist"]
 
 
 def _texts(req: LockRequest, prep: _Prepared, packages: list[Any], meta_args: dict[str, Any],
@@ -80,13 +130,13 @@ def run_lock(req: LockRequest) -> LockResult:
         conda = solve_conda(req, prep)
         records = conda.records
     with timer("pypi"):
-        pip, pip_warnings = _solve_pypi(req, records)
+        pip, pip_warnings, pypi_key = _solve_pypi(req, records)
     with timer("sources"):
         sources = pin_sources(req.spec, req.source_overrides)
     with timer("write"):
         packages = locked_dependencies(records, pip, req.spec.spec.platform)
         meta_args = {"nvcc": conda.nvcc, "warnings": [*conda.warnings, *pip_warnings],
-                     "records": records, "sources": sources}
+                     "records": records, "sources": sources, "pypi_key": pypi_key}
         channels = [e.url for e in conda.plan.all_entries]
         text, env_text, meta = _texts(req, prep, packages, meta_args, channels)
         env_path = environment_path(req.output)

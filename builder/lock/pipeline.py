@@ -233,7 +233,7 @@ def newest_record(records: list[CondaRecord]) -> str | None:
 
 def make_meta(req: LockRequest, prep: _Prepared, *, nvcc: str | None, warnings: list[str],
               records: list[CondaRecord], sources: tuple[object, ...],
-              packages_digest: str) -> EnvbuildMeta:
+              packages_digest: str, pypi_key: str | None = None) -> EnvbuildMeta:
     """envbuild's lockfile metadata."""
     res = req.resolution
     return EnvbuildMeta(
@@ -244,5 +244,5 @@ def make_meta(req: LockRequest, prep: _Prepared, *, nvcc: str | None, warnings: 
         requested={"conda": list(prep.base_specs), "pip": list(res.pip)},
         virtual_packages=prep.vps, sources=tuple(sources),  # type: ignore[arg-type]
         warnings=tuple(redact(w) for w in warnings),
-        packages_digest=packages_digest,
+        packages_digest=packages_digest, pypi_key=pypi_key,
     )

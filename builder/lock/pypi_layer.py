@@ -13,13 +13,19 @@ are kept out without being resolved twice:
 uv writes a PEP 751 ``pylock.toml`` that lists, per package, the wheels usable on
 the target with their URL and sha256; the best wheel for the target's tags
 (cpXY, manylinux_2_17 or 2_28 by the target glibc) is recorded.  A package
-with no such wheel records its sdist and a warning.  No python is downloaded.
+with no such wheel records its sdist and a warning.  No python is downloaded: uv
+gets this interpreter (``--python``) for sdist metadata builds instead of searching.
+
+The previous lockfile's pins go in as uv's existing output file (``pylock.toml``), so
+uv keeps them where they still fit.  Whether uv runs at all, and whether its cache
+may answer offline, is :mod:`builder.lock.pypi_cache`'s decision.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 import tempfile
 import urllib.parse
 from collections.abc import Mapping
@@ -79,6 +85,14 @@ class PypiRequest:
     no_index: bool = False
     exclude_newer: dt.datetime | None = None
     origins: Mapping[str, str] = field(default_factory=dict)
+    # the previous lockfile's pins (name, version): uv prefers them, so a re-lock is stable
+    preferences: tuple[tuple[str, str], ...] = ()
+    refresh: bool = False  # ask the index even when uv's cache would answer
+
+    @property
+    def only_local(self) -> bool:
+        """No index is asked: ``no_index`` with local ``find_links`` only."""
+        return self.no_index and all("://" not in link for link in self.find_links)
 
     @property
     def manylinux_minor(self) -> int:
@@ -108,9 +122,12 @@ def uv_bin() -> str:
     return str(uv.find_uv_bin())
 
 
-def _argv(req: PypiRequest, work: Path) -> list[str]:
+def _argv(req: PypiRequest, *, offline: bool) -> list[str]:
+    # --python: this interpreter runs sdist metadata builds; without it uv searches
+    # the machine for one matching --python-version (seconds, and machine-dependent)
     argv = [uv_bin(), "pip", "compile", "requirements.in", "-c", "constraints.txt",
-            "--config-file", "uv.toml", "--python-version", req.python_version,
+            "--config-file", "uv.toml", "--python", sys.executable,
+            "--python-version", req.python_version,
             "--python-platform", f"x86_64-manylinux_2_{req.manylinux_minor}",
             "--generate-hashes", "--no-python-downloads", "--format", "pylock.toml",
             "-o", "pylock.toml", "--quiet"]
@@ -124,6 +141,8 @@ def _argv(req: PypiRequest, work: Path) -> list[str]:
         argv += ["--find-links", link]
     if req.no_index:
         argv.append("--no-index")
+    if offline:
+        argv.append("--offline")
     if req.exclude_newer is not None:
         argv += ["--exclude-newer", req.exclude_newer.strftime("%Y-%m-%dT%H:%M:%SZ")]
     return argv
@@ -136,6 +155,24 @@ def _write_inputs(req: PypiRequest, work: Path) -> None:
     meta = "".join(f'[[dependency-metadata]]\nname = "{n}"\nversion = "{v}"\n'
                    "requires-dist = []\n\n" for n, v in req.provided.items())
     (work / "uv.toml").write_text(meta)
+    _write_preferences(req, work)
+
+
+def _write_preferences(req: PypiRequest, work: Path) -> None:
+    """The previous pins as the existing output file: uv keeps them where they still fit."""
+    rows = []
+    for name, version in req.preferences:
+        try:
+            rows.append((str(canonicalize_name(name)), str(Version(version))))
+        except InvalidVersion:
+            continue  # an untrusted lockfile value: not a preference
+    out = work / "pylock.toml"
+    if not rows:
+        out.unlink(missing_ok=True)
+        return
+    body = "".join(f'[[packages]]\nname = "{n}"\nversion = "{v}"\n\n' for n, v in rows)
+    out.write_text('lock-version = "1.0"\ncreated-by = "envbuild"\n\n'
+                                      + body)
 
 
 def _env() -> dict[str, str]:
@@ -146,15 +183,48 @@ def solve_pypi(req: PypiRequest) -> tuple[list[PipRecord], list[str]]:
     """Pinned records for ``req.requirements`` and warnings (sdist-only packages)."""
     if not req.requirements:
         return [], []
+    from builder.lock import pypi_cache
+
     with tempfile.TemporaryDirectory(prefix="envbuild-pypi-") as tmp:
         work = Path(tmp)
         _write_inputs(req, work)
-        try:
-            cmd.run(_argv(req, work), cwd=work, env=_env(), timeout=600)
-        except CommandError as exc:
-            raise _explain(req, exc) from None
-        data = tomllib.loads((work / "pylock.toml").read_text(encoding="utf-8"))
+        data = None
+        if not req.refresh and pypi_cache.may_try_offline(req):
+            data = _compile_offline(req, work)
+            if data is not None and not pypi_cache.offline_answer_ok(req, _names(data)):
+                data = None
+            _write_preferences(req, work)  # an unused offline answer must not steer uv
+        if data is None:
+            data = _compile_online(req, work)
+            if not req.only_local:
+                pypi_cache.write_stamps(req, _names(data))
     return _records(req, data.get("packages", []))
+
+
+def _names(data: dict[str, Any]) -> list[str]:
+    return sorted(str(canonicalize_name(p["name"])) for p in data.get("packages", []))
+
+
+def _compile_offline(req: PypiRequest, work: Path) -> dict[str, Any] | None:
+    """uv's pylock.toml as data, from uv's cache alone (``None``: the cache cannot answer)."""
+    try:
+        cmd.run(_argv(req, offline=True), cwd=work, env=_env(), timeout=600)
+    except CommandError:
+        return None
+    return _read_pylock(work)
+
+
+def _compile_online(req: PypiRequest, work: Path) -> dict[str, Any]:
+    try:
+        cmd.run(_argv(req, offline=False), cwd=work, env=_env(), timeout=600)
+    except CommandError as exc:
+        raise _explain(req, exc) from None
+    return _read_pylock(work)
+
+
+def _read_pylock(work: Path) -> dict[str, Any]:
+    data: dict[str, Any] = tomllib.loads((work / "pylock.toml").read_text(encoding="utf-8"))
+    return data
 
 
 def _explain(req: PypiRequest, exc: CommandError) -> EnvbuildError:
@@ -223,12 +293,17 @@ def _records(req: PypiRequest, packages: list[dict[str, Any]]) -> tuple[list[Pip
         if not sdist or "sha256" not in sdist.get("hashes", {}):
             raise ConflictError(f"{name} {pkg.get('version')}: no wheel for the target and no "
                                 "hashed sdist on the index", constraint="pip")
-        cp = "cp" + "".join(req.python_version.split(".")[:2])
-        warnings.append(f"pip: {name} {pkg['version']} has no wheel for {cp} manylinux_2_"
-                        f"{req.manylinux_minor}; the sdist is locked and built at install")
+        warnings.append(sdist_warning(req, name, str(pkg["version"])))
         records.append(PipRecord(name=name, version=str(pkg["version"]), kind="sdist",
                                  url=redact(sdist["url"]), sha256=sdist["hashes"]["sha256"]))
     return sorted(records, key=lambda r: r.name), warnings
+
+
+def sdist_warning(req: PypiRequest, name: str, version: str) -> str:
+    """The warning for a package locked as its sdist."""
+    cp = "cp" + "".join(req.python_version.split(".")[:2])
+    return (f"pip: {name} {version} has no wheel for {cp} manylinux_2_{req.manylinux_minor}; "
+            "the sdist is locked and built at install")
 
 
 def _best_wheel(wheels: list[dict[str, Any]], ranks: dict[Tag, int]) -> dict[str, Any] | None:

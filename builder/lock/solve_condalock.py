@@ -5,7 +5,7 @@ request as the rattler solver: the specs go into a temporary environment.yml, th
 channels are the plan's fetch URLs (so credentials still work, and are stripped
 with ``--strip-auth``), and the *target's* virtual packages go in through
 ``--virtual-package-spec`` (conda-lock's silent default ``__cuda=11.4`` is never
-used).  The resulting lockfile is read back with conda-lock's parser and turned
+used).  The resulting lockfile is read back with envbuild's reader and turned
 into :class:`CondaRecord` s; the lockfile itself is still written by envbuild.
 
 Limits: conda-lock reads live channels or mirrors only (not a snapshot tree), and
@@ -38,10 +38,10 @@ def find_conda() -> str | None:
 
 
 def records_from_lockfile(path: Path, platform: str) -> list[CondaRecord]:
-    """The conda records of a conda-lock lockfile (read with conda-lock's parser)."""
-    from conda_lock.lockfile import parse_conda_lock_file
+    """The conda records of a lockfile conda-lock wrote (read as envbuild reads its own)."""
+    from builder.lock.lockfile import read_lockfile
 
-    lockfile = parse_conda_lock_file(path)
+    lockfile = read_lockfile(path)
     out = []
     for dep in lockfile.package:
         if dep.manager != "conda" or dep.platform != platform:
