@@ -2,7 +2,8 @@
 
 ``resolve --json`` prints :meth:`Resolution.to_json`; its keys are part of the
 command-line contract (python, torch, torchvision, cuda, arch_list,
-host_compiler, conda, pip, warnings) and are only ever added to, never renamed.
+host_compiler, conda, pip, warnings; later build_toolchain) and are only ever added
+to, never renamed.
 """
 
 from __future__ import annotations
@@ -42,6 +43,25 @@ class Toolchain(_Frozen):
     notes: tuple[str, ...] = ()
 
 
+class PieceOption(_Frozen):
+    """One way to supply a build piece: a conda match spec or an exact-version PyPI wheel."""
+
+    kind: Literal["conda", "pypi"]
+    spec: str
+    include: str | None = None  # pypi: the header dir, relative to site-packages
+    note: str | None = None
+    source: str = ""
+
+
+class BuildPiece(_Frozen):
+    """One piece of the op build toolchain (compiler, nvcc, runtime or math headers)."""
+
+    piece: str  # "compiler" | "nvcc" | "cudart" | "cusparse" | "cublas" | "cusolver" | "cccl"
+    what: str
+    headers: tuple[str, ...] = ()  # fnmatch patterns; the first is the one torch needs
+    providers: tuple[PieceOption, ...] = ()  # most preferred first; empty: none known
+
+
 class OpPlan(_Frozen):
     """One op to build, with the fixups the matrix chose for this torch."""
 
@@ -69,6 +89,8 @@ class Resolution(_Frozen):
     pip: tuple[str, ...]  # PEP 508 requirements
     pip_index_urls: tuple[str, ...] = ()  # extra index (e.g. the PyTorch wheel index)
     ops: tuple[OpPlan, ...] = ()
+    # every build-time piece and its providers; the lock picks one provider per piece
+    build_toolchain: tuple[BuildPiece, ...] = ()
     driver_min: str | None = None  # minimum driver for this CUDA (with minor-version compat)
     virtual_packages: dict[str, str] = {}  # target virtual packages: __cuda, __glibc, ...
     warnings: tuple[str, ...] = ()

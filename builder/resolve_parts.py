@@ -14,7 +14,7 @@ from builder.matrix import query as q
 from builder.matrix.arch import ArchResult
 from builder.matrix.models import Matrix, TorchRelease, in_range
 from builder.matrix.packages import merge_specs, order_channels, torch_packages
-from builder.resolution import HostCompiler, OpPlan, Resolution
+from builder.resolution import BuildPiece, HostCompiler, OpPlan, PieceOption, Resolution, Toolchain
 from builder.spec import GitSource, LoadedSpec
 
 if TYPE_CHECKING:
@@ -44,8 +44,10 @@ def build_resolution(r: _Resolver, release: TorchRelease, provider: str, cuda: s
     r.explain.append(f"C++ standard {std.std}: what torch {release.torch}'s cpp_extension "
                      f"passes ({std.source})")
     pkgs = torch_packages(m, release, provider, cuda, python, torchvision=spec.torchvision)
+    pieces = build_pieces(r, cuda, host, toolchain)
     tool_specs = ([toolchain.nvcc_spec or "", *toolchain.nvcc_fallback_specs,
                    *toolchain.extra_conda] if toolchain else [])
+    tool_specs += [o.spec for p in pieces for o in p.providers if o.kind == "conda"]
     base = spec.channels if spec.channels is not None else pkgs.channels
     channels, added = order_channels(base, pkgs.channels, tool_specs)
     if spec.channels is not None and added:
@@ -63,6 +65,7 @@ def build_resolution(r: _Resolver, release: TorchRelease, provider: str, cuda: s
         arch_list=arch.arch_list, host_compiler=host, toolchain=toolchain, conda=conda,
         pip=_pip(r, pkgs.pip), pip_index_urls=pkgs.index_urls,
         ops=_ops(r.loaded, m, release.torch), driver_min=driver_min,
+        build_toolchain=pieces,
         virtual_packages=_virtual(m, provider, release.torch, cuda),
         warnings=tuple(dict.fromkeys(r.warnings)), explain=tuple(r.explain),
         matrix_version=m.version)
@@ -89,6 +92,40 @@ def build_cpu_resolution(r: _Resolver, release: TorchRelease, python: str) -> Re
         driver_min=None, virtual_packages=_virtual(m, "pypi", release.torch, None),
         warnings=tuple(dict.fromkeys(r.warnings)), explain=tuple(r.explain),
         matrix_version=m.version)
+
+
+def build_pieces(r: _Resolver, cuda: str, host: HostCompiler,
+                 toolchain: Toolchain | None) -> tuple[BuildPiece, ...]:
+    """Every build-time piece with its providers (matrix order), for the lock to choose from."""
+    m = r.m
+    row = m.buildtools_row(cuda)
+    if row is None:
+        r.warnings.append(f"the matrix has no build-toolchain row for CUDA {cuda}: the runtime "
+                          "and math-library headers have no known provider (lock refuses "
+                          "without --allow-incomplete)")
+    nvcc_src = m.nvcc_row(cuda)
+    out = []
+    for info in m.buildtools.pieces:
+        if info.piece == "compiler":
+            opts = ([PieceOption(kind="conda", spec=host.spec, source=info.source)]
+                    if host.spec else [])
+        elif info.piece == "nvcc":
+            specs = ([toolchain.nvcc_spec, *toolchain.nvcc_fallback_specs]
+                     if toolchain is not None and toolchain.nvcc_spec else [])
+            opts = [PieceOption(kind="conda", spec=s, source=nvcc_src.source if nvcc_src
+                                else info.source) for s in specs]
+        else:
+            opts = [PieceOption(kind=p.kind, spec=p.spec, include=p.include, note=p.note,
+                                source=p.source)
+                    for p in (row.providers.get(info.piece, ()) if row else ())]
+        out.append(BuildPiece(piece=info.piece, what=info.what, headers=info.headers,
+                              providers=tuple(opts)))
+    if row is not None:
+        r.explain.append(f"build toolchain for CUDA {cuda}: "
+                         + "; ".join(f"{p.piece} from "
+                                     + (p.providers[0].spec if p.providers else "nothing known")
+                                     for p in out))
+    return tuple(out)
 
 
 def _host_compiler(r: _Resolver, cuda: str, torch: str, provider: str) -> HostCompiler:

@@ -227,7 +227,8 @@ def test_committed_cu117_lockfile() -> None:
     assert conda["pytorch"].version == "1.13.1" and "cuda11.7" in (conda["pytorch"].build or "")
     assert conda["pytorch-cuda"].version == "11.7"
     assert all(p.hash.md5 for p in conda.values())
-    assert [n for n, p in conda.items() if not p.hash.sha256] == ["cuda-nvcc"]  # md5-only upstream
+    # md5-only in the published channel metadata
+    assert [n for n, p in conda.items() if not p.hash.sha256] == ["cuda-cccl", "cuda-nvcc"]
     pip = [p for p in lf.package if p.manager == "pip"]
     assert pip and all(p.hash.sha256 and len(p.hash.sha256) == 64 for p in pip)
     meta = envbuild_metadata(lf)
@@ -235,6 +236,27 @@ def test_committed_cu117_lockfile() -> None:
     assert {s.name for s in meta.sources} == {"detectron2", "mask2former", "panopticapi",
                                               "cityscapesscripts"}
     assert all(s.commit and len(s.sha256) == 64 for s in meta.sources)
+
+
+def test_committed_cu117_lockfile_has_the_whole_build_toolchain() -> None:
+    """Every piece an op build needs is locked, at CUDA 11.7 (nvcc: the 11.8 fallback)."""
+    lf = read_lockfile(COMMITTED)
+    meta = envbuild_metadata(lf)
+    pieces = {p.piece: p for p in meta.toolchain}
+    assert list(pieces) == ["compiler", "nvcc", "cudart", "cusparse", "cublas", "cusolver",
+                            "cccl"]
+    assert all(p.kind and p.spec for p in pieces.values())
+    assert not any("incomplete" in w for w in meta.warnings)
+    versions = {p.name: p.version for p in lf.package}
+    # the header wheels are exactly the runtime libraries pytorch-cuda 11.7 locks
+    for wheel, lib in (("nvidia-cuda-runtime-cu11", "cuda-cudart"),
+                       ("nvidia-cusparse-cu11", "libcusparse"),
+                       ("nvidia-cublas-cu11", "libcublas"),
+                       ("nvidia-cusolver-cu11", "libcusolver")):
+        assert versions[wheel] == versions[lib], wheel
+    assert pieces["cudart"].include == "nvidia/cuda_runtime/include"
+    assert pieces["cudart"].reason and "--fill-gaps pypi" in pieces["cudart"].reason
+    assert versions["cuda-nvcc"] == "11.8.89" and versions["cuda-cccl"] == "11.8.89"
 
 
 def test_committed_cu117_lockfile_is_fresh() -> None:
@@ -270,9 +292,10 @@ def test_committed_lockfile_is_an_install_plan() -> None:
     from builder.install.plan import load_plan
 
     plan = load_plan(COMMITTED, platform="linux-64")
-    nvcc = [r for r in plan.conda if r.name == "cuda-nvcc"]
-    assert len(nvcc) == 1 and nvcc[0].sha256 is None and nvcc[0].key.startswith("md5-")
-    assert all(r.key == r.sha256 for r in plan.conda if r.name != "cuda-nvcc")
+    md5_only = [r for r in plan.conda if r.name in {"cuda-nvcc", "cuda-cccl"}]
+    assert len(md5_only) == 2
+    assert all(r.sha256 is None and r.key.startswith("md5-") for r in md5_only)
+    assert all(r.key == r.sha256 for r in plan.conda if r not in md5_only)
     assert plan.pip and all(len(r.sha256) == 64 for r in plan.pip)
 
 

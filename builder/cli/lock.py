@@ -28,9 +28,15 @@ from builder.errors import CheckFailed
 @click.option("--refresh", is_flag=True, help="ask the PyPI index even when the previous "
               "lockfile's inputs are unchanged or uv's cache is fresh")
 @click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object")
+@click.option("--fill-gaps", "fill_gaps", multiple=True, type=click.Choice(["pypi"]),
+              help="fill build-toolchain pieces the channels lack from the matrix's "
+              "alternative providers of this kind (pypi: exact-version NVIDIA header wheels)")
+@click.option("--allow-incomplete", is_flag=True, help="lock even when a build-toolchain "
+              "piece has no provider; the lockfile records each gap and later stages print it")
 def lock(spec_path: Path, cuda: str | None, channel_snapshot: Path | None,
          channels: tuple[str, ...], output: Path | None, check: bool, solver: str,
-         sources: tuple[str, ...], refresh: bool, as_json: bool) -> None:
+         sources: tuple[str, ...], refresh: bool, as_json: bool, fill_gaps: tuple[str, ...],
+         allow_incomplete: bool) -> None:
     """Lock SPEC for one CUDA version into a conda-lock lockfile with every hash."""
     from builder.lock import LockRequest, default_lockfile_path
     from builder.lock import check as check_lock
@@ -44,12 +50,13 @@ def lock(spec_path: Path, cuda: str | None, channel_snapshot: Path | None,
     path = output or default_lockfile_path(loaded, resolution)
     req = LockRequest(spec=loaded, resolution=resolution, output=path,
                       channel_snapshot=channel_snapshot, channels=channels, solver=solver,
-                      source_overrides=parse_source_overrides(sources), refresh=refresh)
+                      source_overrides=parse_source_overrides(sources), refresh=refresh,
+                      fill_gaps=tuple(dict.fromkeys(fill_gaps)), allow_incomplete=allow_incomplete)
     if check:
         problems = check_lock(req)
         if problems:
             again = _relock(spec_path, resolution.cuda, output, channel_snapshot, channels,
-                            solver, sources)
+                            solver, sources, fill_gaps)
             raise CheckFailed(f"{path} is stale:\n" + "\n".join(f"  - {p}" for p in problems),
                               hint=f"re-lock with `{again}` and commit the result")
         if as_json:
@@ -77,7 +84,8 @@ def lock(spec_path: Path, cuda: str | None, channel_snapshot: Path | None,
 
 
 def _relock(spec: Path, cuda: str, output: Path | None, snapshot: Path | None,
-            channels: tuple[str, ...], solver: str, sources: tuple[str, ...]) -> str:
+            channels: tuple[str, ...], solver: str, sources: tuple[str, ...],
+            fill_gaps: tuple[str, ...] = ()) -> str:
     """The same ``envbuild lock`` command without ``--check`` (every option kept)."""
     import shlex
 
@@ -94,6 +102,8 @@ def _relock(spec: Path, cuda: str, output: Path | None, snapshot: Path | None,
         args += ["--solver", solver]
     for source in sources:
         args += ["--source", source]
+    for kind in dict.fromkeys(fill_gaps):
+        args += ["--fill-gaps", kind]
     return shlex.join(args)
 
 

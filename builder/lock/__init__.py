@@ -41,6 +41,10 @@ class LockRequest:
     check_channels: bool = True
     # ask PyPI even when the previous lockfile or uv's cache could answer
     refresh: bool = False
+    # build toolchain gaps: alternative provider kinds allowed to fill them ("pypi"), and
+    # whether a gap left after that is recorded (True) or refused (False, exit 1)
+    fill_gaps: tuple[str, ...] = ()
+    allow_incomplete: bool = False
 
 
 def lock(req: LockRequest) -> LockResult:

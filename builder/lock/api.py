@@ -35,28 +35,31 @@ if TYPE_CHECKING:
 
 
 def _pypi_request(req: LockRequest, records: list[CondaRecord],
-                  previous: list[PipRecord]) -> PypiRequest:
+                  previous: list[PipRecord], extra: tuple[str, ...] = ()) -> PypiRequest:
     from builder.lock.pypi_layer import PypiRequest, python_provided
 
     res, spec = req.resolution, req.spec.spec
+    requirements = tuple(dict.fromkeys([*res.pip, *extra]))
     python = next((r.version for r in records if r.name == "python"), res.python)
     opts = spec.pip_options
     spec_dir = req.spec.path.resolve().parent
     find_links = tuple(link if "://" in link else str((spec_dir / link).resolve())
                        for link in opts.find_links)
+    origins = pip_origins(req.spec, res.pip)
+    origins.update({r: "the build toolchain (--fill-gaps pypi)" for r in extra})
     return PypiRequest(
-        requirements=res.pip, python_version=python,
+        requirements=requirements, python_version=python,
         glibc=res.virtual_packages.get("__glibc", "2.17"), provided=python_provided(records),
         index_url=opts.index_url, extra_index_urls=(*opts.extra_index_urls,
                                                     *res.pip_index_urls),
         find_links=find_links, no_index=opts.no_index,
         exclude_newer=exclude_newer_cutoff(spec.exclude_newer),
-        origins=pip_origins(req.spec, res.pip),
+        origins=origins,
         preferences=tuple((p.name, p.version) for p in previous), refresh=req.refresh)
 
 
-def _solve_pypi(req: LockRequest, records: list[CondaRecord]) -> tuple[list[PipRecord],
-                                                                       list[str], str | None]:
+def _solve_pypi(req: LockRequest, records: list[CondaRecord],
+                extra: tuple[str, ...] = ()) -> tuple[list[PipRecord], list[str], str | None]:
     """The pip records, their warnings and the PyPI layer's input key.
 
     The previous lockfile's records are the answer when it was locked from the same
@@ -65,10 +68,10 @@ def _solve_pypi(req: LockRequest, records: list[CondaRecord]) -> tuple[list[PipR
     from builder.lock.pypi_cache import pypi_key
     from builder.lock.pypi_layer import solve_pypi
 
-    if not req.resolution.pip:
+    if not req.resolution.pip and not extra:
         return [], [], None
     old_key, previous = _previous_pip(req.output, req.spec.spec.platform)
-    preq = _pypi_request(req, records, previous)
+    preq = _pypi_request(req, records, previous, extra)
     key = pypi_key(preq)
     if key == old_key and not req.refresh:
         return previous, _sdist_warnings(preq, previous), key
@@ -130,13 +133,14 @@ def run_lock(req: LockRequest) -> LockResult:
         conda = solve_conda(req, prep)
         records = conda.records
     with timer("pypi"):
-        pip, pip_warnings, pypi_key = _solve_pypi(req, records)
+        pip, pip_warnings, pypi_key = _solve_pypi(req, records, conda.pip_extra)
     with timer("sources"):
         sources = pin_sources(req.spec, req.source_overrides)
     with timer("write"):
         packages = locked_dependencies(records, pip, req.spec.spec.platform)
         meta_args = {"nvcc": conda.nvcc, "warnings": [*conda.warnings, *pip_warnings],
-                     "records": records, "sources": sources, "pypi_key": pypi_key}
+                     "records": records, "sources": sources, "pypi_key": pypi_key,
+                     "toolchain": conda.pieces}
         channels = [e.url for e in conda.plan.all_entries]
         text, env_text, meta = _texts(req, prep, packages, meta_args, channels)
         env_path = environment_path(req.output)

@@ -51,6 +51,8 @@ def resolution_payload(res: Resolution) -> dict[str, Any]:
             "nvcc_fallback_specs": list(tc.nvcc_fallback_specs),
             "extra_conda": list(tc.extra_conda),
         },
+        "build_toolchain": [[p.piece, [[o.kind, o.spec, o.include or ""] for o in p.providers]]
+                            for p in res.build_toolchain],
     }
 
 

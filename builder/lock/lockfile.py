@@ -36,6 +36,7 @@ from builder.lock.lockformat import (
     parse,
     to_data,
 )
+from builder.lock.buildtools import LockedPiece
 from builder.sources import PinnedSource
 from builder.util.hashing import payload_digest
 
@@ -47,7 +48,7 @@ LOCK_SCHEMA = 1
 PREFIX = "envbuild."
 # EnvbuildMeta fields stored as canonical JSON; all others are plain strings
 JSON_KEYS = frozenset({"lock_schema", "inputs", "requested", "virtual_packages", "sources",
-                       "warnings"})
+                       "warnings", "toolchain"})
 
 
 class EnvbuildMeta(BaseModel):
@@ -72,6 +73,8 @@ class EnvbuildMeta(BaseModel):
     warnings: tuple[str, ...] = ()
     packages_digest: str
     pypi_key: str | None = None  # the PyPI layer's input key (see builder.lock.pypi_cache)
+    # the op build toolchain, piece by piece, as locked (provider, reason, header dir)
+    toolchain: tuple[LockedPiece, ...] = ()
 
 
 def _split_dep(dep: str) -> tuple[str, str]:
@@ -119,7 +122,9 @@ def meta_to_custom(meta: EnvbuildMeta) -> dict[str, str]:
         if key not in JSON_KEYS:
             out[PREFIX + key] = str(value)
         else:
-            plain = [s.model_dump(mode="json") for s in value] if key == "sources" else value
+            plain = ([s.model_dump(mode="json") for s in value] if key == "sources" else
+                     [s.model_dump(mode="json", exclude_none=True) for s in value]
+                     if key == "toolchain" else value)
             out[PREFIX + key] = json.dumps(plain, sort_keys=True, separators=(",", ":"))
     return out
 

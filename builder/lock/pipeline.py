@@ -16,7 +16,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from builder.errors import ConflictError
 from builder.lock import inputs
+from builder.lock.buildtools import (
+    OWN_LOGIC,
+    LockedPiece,
+    Missing,
+    choose_pieces,
+    incomplete_warning,
+    missing_locked,
+    refuse,
+    would_complete,
+)
 from builder.lock.channels import ChannelPlan, identity, plan_channels, provenance
 from builder.lock.channels import with_qualified_channel as _qualify
 from builder.lock.conda_layer import (
@@ -99,6 +110,7 @@ def qualified_channels(res: Resolution) -> tuple[str, ...]:
         tc = res.toolchain
         specs += [*tc.extra_conda, *tc.nvcc_fallback_specs, *([tc.nvcc_spec] if tc.nvcc_spec
                                                               else [])]
+    specs += [o.spec for p in res.build_toolchain for o in p.providers if o.kind == "conda"]
     return tuple(dict.fromkeys(s.rpartition("::")[0] for s in specs if "::" in s))
 
 
@@ -166,56 +178,99 @@ def _qualified(plan: ChannelPlan, specs: list[str]) -> tuple[ChannelPlan, list[s
 
 @dataclass(frozen=True)
 class CondaResult:
-    """The conda layer's output: records, the nvcc spec used, warnings, the final channels."""
+    """The conda layer's output: records, the nvcc spec used, warnings, the final channels,
+    the build pieces as locked and the PyPI header wheels chosen to fill gaps."""
 
     records: list[CondaRecord]
     nvcc: str | None
     warnings: list[str]
     plan: ChannelPlan
+    pieces: tuple[LockedPiece, ...] = ()
+    pip_extra: tuple[str, ...] = ()
+
+
+def _context(res: Resolution) -> str:
+    return f"{res.name}, CUDA {res.cuda}"
+
+
+def _nvcc(req: LockRequest, prep: _Prepared, sreq: CondaSolveRequest,
+          missing: list[Missing]) -> tuple[str | None, str | None]:
+    """(spec to lock, warning); a missing nvcc becomes a gap in ``missing``."""
+    tc = req.resolution.toolchain
+    if tc is None or tc.nvcc_source != "conda" or not tc.nvcc_spec:
+        return None, None
+    try:
+        choice = choose_nvcc(prep.solver, sreq, tc.nvcc_spec, tc.nvcc_fallback_specs)
+    except ConflictError:
+        piece = next((p for p in req.resolution.build_toolchain if p.piece == "nvcc"), None)
+        if piece is None:
+            raise
+        missing.append(Missing(piece, (tc.nvcc_spec, *tc.nvcc_fallback_specs),
+                               would_complete(piece, frozenset(req.fill_gaps))))
+        return None, None
+    return choice.spec, choice.warning
+
+
+def _own_pieces(res: Resolution, nvcc: str | None) -> list[LockedPiece]:
+    """The compiler and nvcc pieces as the lock chose them (by their own logic)."""
+    out = []
+    for piece in res.build_toolchain:
+        spec = {"compiler": res.host_compiler.spec, "nvcc": nvcc}.get(piece.piece)
+        if piece.piece in OWN_LOGIC and spec:
+            first = piece.providers[0].spec if piece.providers else None
+            out.append(LockedPiece(piece=piece.piece, kind="conda", spec=spec,
+                                   header=piece.headers[0] if piece.headers else None,
+                                   reason=None if spec == first else
+                                   f"the channels have no record for {first!r}"))
+    return out
 
 
 def solve_conda(req: LockRequest, prep: _Prepared) -> CondaResult:
-    """The conda layer: nvcc choice (with fallbacks) and the solve."""
+    """The conda layer: the build pieces (nvcc with fallbacks, headers) and the solve."""
     res, loaded = req.resolution, req.spec
     specs = list(prep.base_specs)
     tc = res.toolchain
-    nvcc_wanted = tc is not None and tc.nvcc_source == "conda" and tc.nvcc_spec
-    plan, _ = _qualified(prep.plan, [tc.nvcc_spec, *tc.nvcc_fallback_specs]
-                         if nvcc_wanted and tc is not None and tc.nvcc_spec else [])
-    context = f"{res.name}, CUDA {res.cuda}"
+    nvcc_specs = [tc.nvcc_spec, *tc.nvcc_fallback_specs] if tc and tc.nvcc_spec else []
+    nvcc_specs += list(tc.extra_conda) if tc else []
+    plan, _ = _qualified(prep.plan, [*nvcc_specs, *(o.spec for p in res.build_toolchain
+                                                    for o in p.providers if o.kind == "conda")])
     sreq = CondaSolveRequest(specs=(), plan=plan, platform=loaded.spec.platform,
-                             virtual_packages=prep.vps, context=context,
+                             virtual_packages=prep.vps, context=_context(res),
                              exclude_newer=exclude_newer_cutoff(loaded.spec.exclude_newer))
     warnings: list[str] = []
     for companion in tc.extra_conda if tc is not None else ():
-        plan, _ = _qualified(plan, [companion])
-        sreq = replace(sreq, plan=plan)
         if not prep.solver.has_match(sreq, companion):
             specs.remove(companion)
             warnings.append(f"toolchain: the channels have no record for the companion "
                             f"{companion!r}; it is not locked (op builds that need it will "
                             "report it missing)")
-    nvcc: str | None = None
-    if nvcc_wanted and tc is not None and tc.nvcc_spec:
-        choice = choose_nvcc(prep.solver, sreq, tc.nvcc_spec, tc.nvcc_fallback_specs)
-        nvcc = choice.spec
-        specs.append(tc.nvcc_spec if nvcc is None else nvcc)
-        if choice.warning:
-            warnings.append(choice.warning)
+    missing: list[Missing] = []
+    nvcc, nvcc_warning = _nvcc(req, prep, sreq, missing)
+    if nvcc:
+        specs.append(nvcc)
+    warnings.extend([nvcc_warning] if nvcc_warning else [])
+    tools = choose_pieces(res.build_toolchain, lambda s: prep.solver.has_match(sreq, s),
+                          frozenset(req.fill_gaps))
+    missing.extend(tools.missing)
+    warnings += tools.warnings + [incomplete_warning(m) for m in missing]
+    specs += [s for s in tools.conda if s not in specs]
     plan, solve_specs = _qualified(plan, specs)
     origins = conda_origins(loaded, res, specs)
     origins.update({q: origins[s] for q, s in zip(solve_specs, specs, strict=True)})
-    sreq = CondaSolveRequest(specs=tuple(solve_specs), plan=plan, platform=sreq.platform,
-                             virtual_packages=prep.vps, exclude_newer=sreq.exclude_newer,
-                             origins=origins, context=context)
+    sreq = replace(sreq, specs=tuple(solve_specs), plan=plan, origins=origins)
     warnings[:0] = [f"channels: the snapshot has no channel {c!r}; specs naming it find no "
                     "records" for c in plan.missing]
-    records = prep.solver.solve(sreq)
-    missing = sorted(r.file_name for r in records if not r.sha256)
-    if missing:
+    records = prep.solver.solve(sreq)  # a conflict elsewhere is reported first
+    if missing and not req.allow_incomplete:
+        raise refuse(missing, _context(res))
+    no_sha = sorted(r.file_name for r in records if not r.sha256)
+    if no_sha:
         warnings.append("conda: the channel metadata has md5 but no sha256 for "
-                        + ", ".join(missing) + " (recorded as published; md5 is verified)")
-    return CondaResult(records, nvcc, warnings, plan)
+                        + ", ".join(no_sha) + " (recorded as published; md5 is verified)")
+    pieces = [*_own_pieces(res, nvcc), *tools.locked, *missing_locked(missing)]
+    order = {p.piece: i for i, p in enumerate(res.build_toolchain)}
+    pieces.sort(key=lambda p: order.get(p.piece, len(order)))
+    return CondaResult(records, nvcc, warnings, plan, tuple(pieces), tuple(tools.pip))
 
 
 def relpath(path: Path, start: Path) -> str:
@@ -233,7 +288,8 @@ def newest_record(records: list[CondaRecord]) -> str | None:
 
 def make_meta(req: LockRequest, prep: _Prepared, *, nvcc: str | None, warnings: list[str],
               records: list[CondaRecord], sources: tuple[object, ...],
-              packages_digest: str, pypi_key: str | None = None) -> EnvbuildMeta:
+              packages_digest: str, pypi_key: str | None = None,
+              toolchain: tuple[LockedPiece, ...] = ()) -> EnvbuildMeta:
     """envbuild's lockfile metadata."""
     res = req.resolution
     return EnvbuildMeta(
@@ -244,5 +300,5 @@ def make_meta(req: LockRequest, prep: _Prepared, *, nvcc: str | None, warnings: 
         requested={"conda": list(prep.base_specs), "pip": list(res.pip)},
         virtual_packages=prep.vps, sources=tuple(sources),  # type: ignore[arg-type]
         warnings=tuple(redact(w) for w in warnings),
-        packages_digest=packages_digest, pypi_key=pypi_key,
+        packages_digest=packages_digest, pypi_key=pypi_key, toolchain=toolchain,
     )

@@ -24,7 +24,7 @@ from builder.errors import EnvbuildError
 SCHEMA = 1
 DATA_DIR = Path(__file__).resolve().parent / "data"
 # data file stem -> Matrix field; one place to add a file
-FILES = ("torch", "cuda", "toolchain", "builds", "gpus", "sources")
+FILES = ("torch", "cuda", "toolchain", "buildtools", "builds", "gpus", "sources")
 
 
 def _read_all(data_dir: Path) -> dict[str, bytes]:

@@ -8,9 +8,9 @@ evaluated with :func:`in_range`, so data never needs code to express "2.6 and la
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Row(BaseModel):
@@ -150,6 +150,56 @@ class ToolchainData(_Row):
     cpp_extension_arches: tuple[ArchAddRow, ...]
 
 
+# --- buildtools.yaml -------------------------------------------------------------------
+
+
+class PieceInfo(_Row):
+    piece: str
+    what: str
+    headers: tuple[str, ...]  # fnmatch patterns; the first is the header torch needs
+    source: str
+
+
+class PieceProvider(_Row):
+    kind: Literal["conda", "pypi"]
+    spec: str  # conda match spec or an exact PEP 508 pin
+    include: str | None = None  # pypi: header dir relative to site-packages
+    note: str | None = None
+    source: str
+
+
+class BuildToolsRow(_Row):
+    cuda: str
+    providers: dict[str, tuple[PieceProvider, ...]]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pieces_at_top(cls, data: Any) -> Any:
+        """The file lists pieces beside ``cuda``; the model keeps them under ``providers``."""
+        if isinstance(data, dict) and "providers" not in data:
+            return {"cuda": data.get("cuda"),
+                    "providers": {k: v for k, v in data.items() if k != "cuda"}}
+        return data
+
+
+class BuildToolsData(_Row):
+    schema_: int = Field(alias="schema")
+    pieces: tuple[PieceInfo, ...]
+    rows: tuple[BuildToolsRow, ...]
+
+    @model_validator(mode="after")
+    def _known_pieces(self) -> BuildToolsData:
+        known = {p.piece for p in self.pieces}
+        for row in self.rows:
+            unknown = set(row.providers) - known
+            if unknown:
+                raise ValueError(f"CUDA {row.cuda}: unknown piece(s) {sorted(unknown)}")
+            for piece, provs in row.providers.items():
+                if any(p.kind == "pypi" and not p.include for p in provs):
+                    raise ValueError(f"CUDA {row.cuda} {piece}: a pypi provider needs include")
+        return self
+
+
 # --- builds.yaml, gpus.yaml, sources.yaml -----------------------------------------------
 
 
@@ -208,6 +258,7 @@ class Matrix(_Row):
     torch: TorchData
     cuda: CudaData
     toolchain: ToolchainData
+    buildtools: BuildToolsData
     builds: BuildsData
     gpus: GpusData
     sources: SourcesData
@@ -219,6 +270,10 @@ class Matrix(_Row):
     def cuda_release(self, cuda: str) -> CudaRelease | None:
         """The row of a CUDA major.minor, or None."""
         return next((c for c in self.cuda.releases if c.cuda == cuda), None)
+
+    def buildtools_row(self, cuda: str) -> BuildToolsRow | None:
+        """The providers of each build piece for this CUDA, or None."""
+        return next((r for r in self.buildtools.rows if r.cuda == cuda), None)
 
     def nvcc_row(self, cuda: str) -> NvccRow | None:
         """Where nvcc for this CUDA comes from, or None."""
