@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from builder.errors import SpecError, UsageError
+from builder.lock.buildtools import LockedPiece
 from builder.lock.lockformat import (
     Channel,
     FormatError,
@@ -36,7 +37,6 @@ from builder.lock.lockformat import (
     parse,
     to_data,
 )
-from builder.lock.buildtools import LockedPiece
 from builder.sources import PinnedSource
 from builder.util.hashing import payload_digest
 
