@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "gpus": "builder.cli.doctor:gpus",
     "run": "builder.cli.inside:run",
     "shell": "builder.cli.inside:shell",
+    "export": "builder.cli.export:export",
 }
 
 
@@ -85,6 +86,7 @@ def cli(quiet: bool, verbose: bool) -> None:
     doctor   what this machine can run and build
     run      a command inside an env (activated), on chosen GPUs
     shell    an interactive shell inside an env
+    export   a lockfile as pixi.lock, requirements.txt, explicit or environment.yml
 
     Every command takes --json: one JSON object on stdout, errors included
     ({"error", "hint", "exit_code"}).  NO_COLOR=1 turns colour off.

@@ -25,7 +25,7 @@ from builder.lock.pipeline import (
     relpath,
     solve_conda,
 )
-from builder.lock.render import environment_path, render_environment
+from builder.lock.render import environment_path, pip_option_lines, render_environment
 from builder.util.fs import atomic_write_text
 
 if TYPE_CHECKING:
@@ -119,7 +119,8 @@ def _texts(req: LockRequest, prep: _Prepared, packages: list[Any], meta_args: di
     model = build_lockfile(packages, meta, channels, spec_rel)
     shown_spec = relpath(req.spec.path, output.parent.parent)
     text = render_lockfile(model, shown_spec, req.resolution.cuda)
-    return text, render_environment(model, meta, output.name), meta
+    options = pip_option_lines(req.spec, req.resolution, output.parent)
+    return text, render_environment(model, meta, output.name, options), meta
 
 
 def run_lock(req: LockRequest) -> LockResult:
@@ -194,7 +195,8 @@ def run_check(req: LockRequest) -> list[str]:
         problems.append("the lockfile's package records were edited by hand")
     problems += _check_path_sources(req, meta)
     env_path = environment_path(req.output)
-    expected = render_environment(lockfile, meta, req.output.name)
+    expected = render_environment(lockfile, meta, req.output.name,
+                                  pip_option_lines(req.spec, req.resolution, req.output.parent))
     if not env_path.is_file() or env_path.read_text(encoding="utf-8") != expected:
         problems.append(f"{env_path.name} is missing or does not match the lockfile")
     return problems

@@ -25,8 +25,39 @@ def environment_path(lockfile_path: Path) -> Path:
     return lockfile_path.with_name(f"{stem}.environment.yml")
 
 
-def render_environment(lockfile: Any, meta: EnvbuildMeta, lockfile_name: str) -> str:
-    """The environment.yml text for a (parsed or freshly built) conda-lock ``Lockfile``."""
+def pip_option_lines(spec: Any, resolution: Any, env_dir: Path) -> list[str]:
+    """The pip index options the lock used, as requirement-file lines for environment.yml.
+
+    ``conda env create`` hands the ``pip:`` list to pip as a requirements file written
+    beside environment.yml, so a ``find_links`` directory is written relative to
+    ``env_dir`` (pip reads it relative to that file).  Without these lines a
+    ``torch_from: pypi`` env (torch from the PyTorch wheel index) cannot be created.
+    """
+    import os
+
+    from builder.util.redact import redact
+
+    opts = spec.spec.pip_options
+    lines = [f"--index-url {redact(opts.index_url)}"] if opts.index_url else []
+    lines += [f"--extra-index-url {redact(u)}"
+              for u in dict.fromkeys((*opts.extra_index_urls, *resolution.pip_index_urls))]
+    spec_dir = spec.path.resolve().parent
+    for link in opts.find_links:
+        if "://" in link:
+            lines.append(f"--find-links {redact(link)}")
+        else:
+            lines.append(f"--find-links {os.path.relpath(spec_dir / link, env_dir.resolve())}")
+    if opts.no_index:
+        lines.append("--no-index")
+    return lines
+
+
+def render_environment(lockfile: Any, meta: EnvbuildMeta, lockfile_name: str,
+                       pip_options: list[str] | None = None) -> str:
+    """The environment.yml text for a (parsed or freshly built) conda-lock ``Lockfile``.
+
+    ``pip_options`` (from :func:`pip_option_lines`) open the ``pip:`` list.
+    """
     import jinja2
 
     root = Path(__file__).resolve().parent.parent / "templates"
@@ -38,6 +69,6 @@ def render_environment(lockfile: Any, meta: EnvbuildMeta, lockfile_name: str) ->
     text = env.get_template(TEMPLATE).render(
         name=meta.spec_name, cuda=meta.cuda, cuda_tag=cuda_tag(meta.cuda), lockfile=lockfile_name,
         input_hash=meta.input_hash, channels=[c.url for c in lockfile.metadata.channels],
-        conda=conda, pip=pip, sources=meta.sources,
+        conda=conda, pip=pip, pip_options=pip_options or [], sources=meta.sources,
         warnings=[" ".join(w.split()) for w in meta.warnings])
     return text if text.endswith("\n") else text + "\n"
