@@ -12,8 +12,8 @@ re-solved, and each is the format of a tool people already use:
   packages (python itself, CUDA, a conda torch) cannot be expressed in it; the header
   says so and how many there are.
 * ``explicit``: conda's ``@EXPLICIT`` file (``conda create --file``,
-  ``micromamba create -f``), rendered by conda-lock's own renderer; the pip layer
-  follows as conda-lock's ``# pip`` comment lines.
+  ``micromamba create -f``); the pip layer follows as conda-lock's ``# pip`` comment
+  lines.
 * ``environment-yml``: the environment.yml beside each lockfile, with the pip index
   options the lock used (so ``conda env create -f`` finds torch's wheel index).
 
@@ -87,14 +87,20 @@ def to_requirements(src: _Loaded) -> str:
 
 
 def to_explicit(src: _Loaded) -> str:
-    """conda's ``@EXPLICIT`` format, rendered by conda-lock."""
-    from conda_lock.conda_lock import render_lockfile_for_platform
+    """conda's ``@EXPLICIT`` format: one ``URL#MD5`` line per package, in lockfile order.
 
-    lines = render_lockfile_for_platform(
-        lockfile=src.model, include_dev_dependencies=True, extras=None, kind="explicit",
-        platform=src.platform, suppress_warning_for_pip_and_explicit=True)
-    body = "\n".join(line.rstrip("\n") for line in lines)
-    return "\n".join(_header(src, "conda explicit spec")) + "\n" + body + "\n"
+    A record the channel published without an md5 gets conda's ``#sha256:HEX`` form.  The
+    pip layer follows as ``# pip NAME @ URL#sha256=HEX`` comments (conda-lock's
+    convention, read by ``conda-lock install``; conda itself skips comments).
+    """
+    lines = [*_header(src, "conda explicit spec"),
+             f"# platform: {src.platform}",
+             "# Use: conda create --name ENV --file THIS_FILE   (or micromamba create -f)",
+             "@EXPLICIT"]
+    lines += [f"{r.url}#{r.md5}" if r.md5 else f"{r.url}#sha256:{r.sha256}"
+              for r in src.plan.conda]
+    lines += [f"# pip {p.name} @ {p.url}#sha256={p.sha256}" for p in src.plan.pip]
+    return "\n".join(lines) + "\n"
 
 
 def to_environment_yml(src: _Loaded) -> str:
