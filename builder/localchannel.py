@@ -31,7 +31,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 from builder.condapkg import PackageMeta, relativize_runpath, write_conda
-from builder.util.fs import atomic_write_text, file_lock, temp_dir_in
+from builder.util.fs import atomic_write_text, file_lock, remove_tree, temp_dir_in
 from builder.util.hashing import payload_digest
 
 SCHEMA = 3
@@ -77,7 +77,7 @@ def ensure_local_channel(root: Path, base_prefix: Path | None = None) -> LocalCh
             return result
         with temp_dir_in(root.parent, f".{root.name}.tmp-") as tmp:
             _build_into(tmp, prefix, version)
-            shutil.rmtree(root, ignore_errors=True)
+            remove_tree(root, inside=root.parent, ignore_errors=True)
             os.replace(tmp, root)
             tmp.mkdir()  # temp_dir_in removes it again
         atomic_write_text(marker, key + "\n")
@@ -93,9 +93,8 @@ def _build_into(tmp: Path, prefix: Path, version: str) -> None:
     build_pip_package(prefix, version, channel, tmp / "stage-pip")
     write_wheel(tmp / "wheels")
     index_channel(channel)
-    shutil.rmtree(tmp / "stage-python", ignore_errors=True)
-    shutil.rmtree(tmp / "stage-tool", ignore_errors=True)
-    shutil.rmtree(tmp / "stage-pip", ignore_errors=True)
+    for stage in ("stage-python", "stage-tool", "stage-pip"):
+        remove_tree(tmp / stage, inside=tmp, ignore_errors=True)
 
 
 def _skip_dir(name: str) -> bool:

@@ -30,12 +30,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from builder import fields
 from builder.errors import CheckFailed, CommandError, EnvbuildError, UsageError
 from builder.spec import GitSource, LoadedSpec, PathSource
 from builder.util import cmd
-from builder.util.fs import atomic_write_text, ensure_cachedir_tag, file_lock, temp_dir_in
+from builder.util.fs import (
+    atomic_write_text,
+    ensure_cachedir_tag,
+    file_lock,
+    remove_tree,
+    temp_dir_in,
+)
 from builder.util.hashing import default_source_exclude, payload_digest, tree_digest
 
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -56,6 +63,24 @@ class PinnedSource(BaseModel):
     sha256: str
     rev: str | None = None  # the rev as written in the spec (a tag/branch is checked at fetch)
     subdir: str | None = None
+
+    # read back from lockfiles: untrusted until each field is what it claims to be
+    _name = field_validator("name")(fields.name)
+    _sha256 = field_validator("sha256")(lambda v: fields.hex_digest(v, 64))
+    _commit = field_validator("commit")(
+        lambda v: v if v is None else fields.hex_digest(v, 64 if len(v) == 64 else 40,
+                                                        "commit"))
+    _rev = field_validator("rev")(lambda v: v if v is None else fields.git_rev(v))
+    _subdir = field_validator("subdir")(
+        lambda v: v if v is None else fields.relative_subpath(v, "subdir"))
+
+    @model_validator(mode="after")
+    def _git_url(self) -> PinnedSource:
+        if self.kind == "git":
+            fields.git_url(self.url)
+        elif "\n" in self.url or "\x00" in self.url:
+            raise ValueError(f"not a path: {self.url!r}")
+        return self
 
 
 class SourceUnreachable(EnvbuildError):
@@ -245,8 +270,7 @@ def fetch_source(
             tree = tmp / "tree"
             _materialise(pinned, tree, overrides or {}, spec_dir)
             _verify(pinned, tree, what="fetched content")
-            if dest.exists():
-                shutil.rmtree(dest)
+            remove_tree(dest, inside=dest_root)
             os.replace(tree, dest)
         (dest / MARKER).write_text(json.dumps({"name": pinned.name, "commit": pinned.commit,
                                                "sha256": pinned.sha256}) + "\n")

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from builder import fields
 from builder.errors import SpecError
 from builder.yamlloc import Loc, Located, load_located
 
@@ -109,9 +110,17 @@ class GitSource(Strict):
     @field_validator("git")
     @classmethod
     def _url(cls, v: str) -> str:
-        if not v or any(c.isspace() for c in v):
-            raise ValueError(f"not a git URL: {v!r}")
-        return v
+        return fields.git_url(v)
+
+    @field_validator("rev")
+    @classmethod
+    def _rev(cls, v: str) -> str:
+        return fields.git_rev(v)
+
+    @field_validator("subdir")
+    @classmethod
+    def _subdir(cls, v: str | None) -> str | None:
+        return None if v is None else fields.relative_subpath(v, "subdir")
 
 
 class PathSource(Strict):
@@ -154,9 +163,15 @@ class OpSpec(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError(f"op name must be letters, digits, '.', '_' or '-': {v!r}")
+        if not _NAME.match(v) or len(v) > fields.MAX_NAME:
+            raise ValueError(f"op name must be letters, digits, '.', '_' or '-' "
+                             f"(at most {fields.MAX_NAME}): {v!r}")
         return v
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return fields.relative_subpath(v)
 
 
 class PipOptions(Strict):
@@ -189,8 +204,10 @@ class EnvSpec(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        if not _NAME.match(v):
-            raise ValueError(f"name must be letters, digits, '.', '_' or '-': {v!r}")
+        if not _NAME.match(v) or len(v) > fields.MAX_NAME:
+            raise ValueError(f"name must be letters, digits, '.', '_' or '-' "
+                             f"(at most {fields.MAX_NAME} characters): {v[:60]!r}"
+                             + ("..." if len(v) > 60 else ""))
         return v
 
     _q_python = field_validator("python", mode="before")(_quoted_version)

@@ -4,6 +4,12 @@
 (``("cuda", "allowed", 1)``) to a 1-based line number, so any validation error can be
 reported as ``path:line``.  Malformed YAML becomes a :class:`SpecError` at the
 parser's own line.
+
+Before any loader builds data, :func:`refuse_bombs` walks the file's parse events once
+(linear in the file, libyaml when present) and refuses, at the alias's ``path:line``, a
+document whose aliases would expand past :data:`ALIAS_NODES` nodes, a recursive alias, or
+a file larger than :data:`MAX_BYTES` (a "billion laughs" would otherwise take minutes and
+gigabytes in a line-tracking loader or in validation).
 """
 
 from __future__ import annotations
@@ -14,6 +20,55 @@ from typing import Any
 from builder.errors import SpecError
 
 Loc = tuple[str | int, ...]
+
+ALIAS_NODES = 100_000  # nodes aliases may add by expansion (envbuild's own files add none)
+MAX_BYTES = 64 << 20  # no spec or lockfile comes near this
+
+
+def refuse_bombs(path: Path, text: str) -> None:
+    """A :class:`SpecError` at ``path:line`` when ``text`` is too large or its aliases
+    expand past :data:`ALIAS_NODES` nodes (see module docstring); otherwise nothing."""
+    import yaml
+
+    if len(text) > MAX_BYTES:
+        raise SpecError(f"{len(text)} bytes: larger than the {MAX_BYTES >> 20} MiB envbuild "
+                        "reads", location=f"{path}:1", hint="is this the right file?")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    sizes: dict[str, int] = {}  # anchor -> nodes of its (expanded) value
+    open_nodes: list[list[Any]] = [[None, 0]]  # [anchor, nodes so far] per open collection
+    added = 0
+    try:
+        for event in yaml.parse(text, Loader=loader):
+            size = 0
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                open_nodes.append([event.anchor, 1])
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                anchor, size = open_nodes.pop()
+                if anchor is not None:
+                    sizes[anchor] = size
+            elif isinstance(event, yaml.ScalarEvent):
+                size = 1
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+            elif isinstance(event, yaml.AliasEvent):
+                size = sizes.get(event.anchor, 0)
+                line = event.start_mark.line + 1
+                if event.anchor not in sizes and any(a == event.anchor for a, _ in open_nodes):
+                    raise SpecError(f"the alias *{event.anchor} refers to itself",
+                                    location=f"{path}:{line}",
+                                    hint="YAML aliases must not be recursive")
+                added += size
+                if added > ALIAS_NODES:
+                    raise SpecError(
+                        f"YAML aliases expand past {ALIAS_NODES} nodes (at *{event.anchor})",
+                        location=f"{path}:{line}",
+                        hint="write the values out; envbuild refuses alias bombs")
+            if size:
+                open_nodes[-1][1] += size
+    except yaml.MarkedYAMLError:
+        return  # malformed: the loader reports it at its own line
+    except yaml.YAMLError:
+        return
 
 
 class Located:
@@ -48,6 +103,7 @@ def load_located(path: Path) -> Located:
         raise SpecError(f"{path}: no such file", hint="check the path") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read: {exc}") from None
+    refuse_bombs(path, text)
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:

@@ -132,3 +132,25 @@ def test_crash_report_does_not_keep_credentials(tmp_path: Path,
     # redacted, not dropped: the report still says which command and host were involved
     assert "--channel" in text and "https://conda.example.invalid/chan" in text, text
     assert "boom while reading https://conda.example.invalid" in text, text
+
+
+def test_credentials_never_on_uvs_command_line(tmp_path: Path) -> None:
+    """Index URLs and find-links go to uv through a 0600 uv.toml, never through argv (which
+    every user can read in /proc/PID/cmdline); the lock test above shows uv uses them."""
+    from builder.lock.pypi_layer import PypiRequest, _argv, _write_inputs
+
+    cred = f"https://{USER}:{SECRET}@example.invalid"
+    req = PypiRequest(requirements=("demo",), python_version="3.11.7",
+                      index_url=f"{cred}/simple", extra_index_urls=(f"{cred}/extra",),
+                      find_links=(f"{cred}/wheels/",), no_index=True)
+    _write_inputs(req, tmp_path)
+    argv = _argv(req, tmp_path)
+    config = tmp_path / "uv.toml"
+    assert SECRET not in " ".join(argv)
+    assert "--config-file" in argv and (config.stat().st_mode & 0o077) == 0
+    import tomllib
+
+    pip = tomllib.loads(config.read_text())["pip"]
+    assert pip["find-links"] == [f"{cred}/wheels/"] and pip["index-url"] == f"{cred}/simple"
+    assert pip["extra-index-url"] == [f"{cred}/extra"] and pip["no-index"] is True
+    record("credentials on uv's command line", argv_with_secret=0, config_mode="0600")

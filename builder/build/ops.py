@@ -34,7 +34,7 @@ from builder.build.toolchain import find_cuobjdump
 from builder.errors import CheckFailed, CommandError
 from builder.models import Frozen as _Frozen
 from builder.util.cmd import run
-from builder.util.fs import atomic_write_text
+from builder.util.fs import atomic_write_text, remove_tree
 from builder.util.hashing import default_source_exclude, tree_digest
 
 
@@ -140,8 +140,8 @@ def _compile(req: OpBuildRequest, tc: Toolchain, out: Path, steps: _Steps) -> No
     with steps.step("check-import"):
         _check_candidate(tc, wheels[0], work / "candidate")
     shutil.move(str(wheels[0]), out / wheels[0].name)
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.rmtree(out / "dist", ignore_errors=True)
+    remove_tree(work, inside=out, ignore_errors=True)
+    remove_tree(out / "dist", inside=out, ignore_errors=True)
 
 
 def _check_targets(req: OpBuildRequest, tc: Toolchain, wheel: Path, work: Path) -> str:
@@ -171,7 +171,7 @@ def _check_candidate(tc: Toolchain, wheel: Path, where: Path) -> None:
         checks.check_import(tc.facts.python, checks.module_names(wheel), _prefix_env(tc),
                             where=where)
     finally:
-        shutil.rmtree(where, ignore_errors=True)
+        remove_tree(where, inside=where.parent, ignore_errors=True)
 
 
 def _failure(req: OpBuildRequest, log: Path, exc: CommandError) -> BuildFailed:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +26,7 @@ from builder.install import faults
 from builder.install.generations import Generations
 from builder.install.plan import InstallPlan, load_plan
 from builder.install.state import InstallState, read_state, write_state
+from builder.util.fs import remove_tree
 
 T = TypeVar("T")
 
@@ -86,13 +86,13 @@ def install_locked(req: InstallRequest, plan: InstallPlan, gens: Generations) ->
         faults.point("switch")
         gens.switch(n)
     except OSError as exc:
-        shutil.rmtree(partial, ignore_errors=True)
+        remove_tree(partial, inside=gens.root, ignore_errors=True)
         raise EnvbuildError(
             f"install into {gens.prefix} failed: {exc}",
             hint=_unchanged_hint(current) + (
                 "; free some disk space and run again" if exc.errno == 28 else "")) from None
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        remove_tree(partial, inside=gens.root, ignore_errors=True)
         raise
     gens.prune(keep={n} | ({current} if current is not None else set()))
     new_state = read_state(gens.prefix)
@@ -206,6 +206,9 @@ class RollbackResult(BaseModel):
 def rollback(prefix: Path) -> RollbackResult:
     """Make the previous generation of ``prefix`` current again (atomic)."""
     gens = Generations(prefix)
+    if not gens.exists():  # nothing to roll back; and nothing is created to say so
+        raise EnvbuildError(f"{gens.prefix} is not an envbuild prefix (nothing to roll back)",
+                            hint="create it with `envbuild install` or `envbuild env`")
     with gens.locked():
         gens.recover()
         current = gens.current()

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -42,7 +41,7 @@ from builder.errors import CheckFailed, EnvbuildError
 from builder.install import faults
 from builder.install.mirrors import Mirrors
 from builder.install.plan import CondaRecord
-from builder.util.fs import ensure_cachedir_tag, temp_dir_in
+from builder.util.fs import ensure_cachedir_tag, remove_tree, temp_dir_in
 from builder.util.hashing import md5_file, sha256_file
 from builder.util.redact import redact
 
@@ -155,7 +154,7 @@ def _discard(entry: Path) -> None:
         os.replace(entry, trash)
     except FileNotFoundError:
         return  # another process discarded it already
-    shutil.rmtree(trash, ignore_errors=True)
+    remove_tree(trash, inside=entry.parent, ignore_errors=True)
 
 
 def index_json_of(cache: Path, rec: CondaRecord) -> dict[str, Any]:
@@ -251,4 +250,4 @@ class _progress:
 
 def clear_cache(cache: Path) -> None:
     """Remove the whole package cache (benchmarks and tests use it)."""
-    shutil.rmtree(cache, ignore_errors=True)
+    remove_tree(cache, inside=cache.parent, ignore_errors=True)

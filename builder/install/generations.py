@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from builder.errors import CheckFailed, UsageError
-from builder.util.fs import file_lock
+from builder.util.fs import file_lock, remove_tree
 
 GENS_SUFFIX = ".envbuild-gens"
 STATE_REL = Path(".envbuild") / "state.json"
@@ -42,12 +41,37 @@ def absolute(prefix: Path) -> Path:
     return Path(os.path.abspath(os.path.expanduser(prefix)))
 
 
+def usable_prefix(prefix: Path) -> Path:
+    """``prefix`` (absolute) when envbuild can make it its own; a usage error otherwise:
+    a filesystem root, a name too long for its generations dir, control characters, or a
+    path inside another prefix's generations."""
+    text = str(prefix)
+    if prefix.parent == prefix or not prefix.name:
+        raise UsageError(f"--prefix {text}: a filesystem root cannot be an environment",
+                         hint="name a new directory, e.g. --prefix ./.envbuild/envs/NAME")
+    if any(ord(c) < 32 or c == "\x7f" for c in text):
+        raise UsageError(f"--prefix {text!r}: control characters (newlines, tabs) in a path "
+                         "break activation scripts", hint="choose a plain path")
+    if len(os.fsencode(prefix.name + GENS_SUFFIX)) > 255 or len(os.fsencode(text)) > 3800:
+        raise UsageError(f"--prefix: the name {prefix.name[:40]!r}... is too long (at most "
+                         f"{255 - len(GENS_SUFFIX)} bytes, the path at most 3800)",
+                         hint="choose a shorter --prefix")
+    if any(part.endswith(GENS_SUFFIX) for part in prefix.parts):
+        raise UsageError(f"--prefix {text}: inside envbuild's own generations directory",
+                         hint="pass the prefix itself (the symlink), not one of its generations")
+    return prefix
+
+
 class Generations:
     """The generations of one prefix."""
 
     def __init__(self, prefix: Path) -> None:
-        self.prefix = absolute(prefix)
+        self.prefix = usable_prefix(absolute(prefix))
         self.root = self.prefix.with_name(self.prefix.name + GENS_SUFFIX)
+
+    def exists(self) -> bool:
+        """Whether envbuild has made anything for this prefix (nothing is created)."""
+        return self.prefix.is_symlink() or self.root.is_dir()
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -102,7 +126,7 @@ class Generations:
             if stray_link:
                 p.unlink(missing_ok=True)
             elif partial or orphan:
-                shutil.rmtree(p, ignore_errors=True)
+                remove_tree(p, inside=self.root, ignore_errors=True)
 
     def new_partial(self) -> tuple[int, Path]:
         """A fresh, empty ``<n>.partial`` dir for the next generation number."""
@@ -134,7 +158,7 @@ class Generations:
         """Delete complete generations not in ``keep``; return their numbers."""
         gone = [n for n in self.complete() if n not in keep]
         for n in gone:
-            shutil.rmtree(self.path(n), ignore_errors=True)
+            remove_tree(self.path(n), inside=self.root, ignore_errors=True)
         return gone
 
 

@@ -14,10 +14,15 @@ metadata does not trigger a re-install.
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import field_validator
+
+from builder import fields
 from builder.errors import SpecError, UsageError
 from builder.models import Frozen as _Frozen
 from builder.util.hashing import payload_digest
@@ -39,6 +44,21 @@ class CondaRecord(_Frozen):
     sha256: str | None
     md5: str | None = None
     depends: tuple[str, ...] = ()
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha256(cls, v: str | None) -> str | None:
+        return None if v is None else fields.hex_digest(v, 64)
+
+    @field_validator("md5")
+    @classmethod
+    def _md5(cls, v: str | None) -> str | None:
+        return None if v is None else fields.hex_digest(v, 32, "md5")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return fields.url(v)
 
     @property
     def key(self) -> str:
@@ -66,6 +86,21 @@ class PipRecord(_Frozen):
     version: str
     url: str
     sha256: str
+
+    @field_validator("sha256")
+    @classmethod
+    def _sha256(cls, v: str) -> str:
+        return fields.hex_digest(v, 64)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return fields.name(v)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return fields.url(v)
 
 
 class InstallPlan(_Frozen):
@@ -152,10 +187,12 @@ def load_plan(path: Path, platform: str | None = None) -> InstallPlan:
             raise _bad_record(path, dep, "hash",
                               f"{dep.name} {dep.version} has no sha256 in the lockfile",
                               "every record must be hash-pinned; run `make lock`")
+        subdir = _conda_subdir(path, dep, platform) if dep.manager == "conda" else ""
+        _check_fields(path, dep)
         if dep.manager == "conda":
             conda.append(CondaRecord(
                 name=dep.name, version=dep.version, build=dep.build or "0",
-                subdir=_conda_subdir(path, dep, platform), url=dep.url, sha256=sha,
+                subdir=subdir, url=dep.url, sha256=sha,
                 md5=dep.hash.md5,
                 depends=tuple(f"{k} {v}".strip() for k, v in sorted(dep.dependencies.items())),
             ))
@@ -168,6 +205,50 @@ def load_plan(path: Path, platform: str | None = None) -> InstallPlan:
                         hint="a prefix needs at least python from conda; run `make lock`")
     return InstallPlan(lockfile=str(path), platform=platform, conda=tuple(conda),
                        pip=tuple(pip), input_hash=_input_hash(model))
+
+
+def _check_fields(path: Path, dep: Any) -> None:
+    """Every field of a record is what it claims to be (see :mod:`builder.fields`) before
+    any of it reaches a cache path, a command line or a requirements file."""
+    conda = dep.manager == "conda"
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("manager", lambda: _manager(dep.manager)),
+        ("name", lambda: fields.name(dep.name, "a package name")),
+        ("version", lambda: fields.version(dep.version)),
+        ("url", lambda: fields.url(dep.url)),
+        ("url", lambda: fields.file_name(
+            urllib.parse.unquote(urllib.parse.urlsplit(dep.url).path.rsplit("/", 1)[-1]),
+            CONDA_SUFFIXES if conda else fields.PIP_SUFFIXES)),
+    ]
+    if conda and dep.build is not None:
+        checks.append(("build", lambda: fields.version(dep.build, "build")))
+    if dep.hash.sha256 is not None:
+        checks.append(("hash", lambda: fields.hex_digest(dep.hash.sha256, 64)))
+    if dep.hash.md5 is not None:
+        checks.append(("hash", lambda: fields.hex_digest(dep.hash.md5, 32, "md5")))
+    for key, value in dep.dependencies.items():
+        checks.append(("dependencies", functools.partial(_dependency, key, value)))
+    for field, check in checks:
+        try:
+            check()
+        except ValueError as exc:
+            from builder.util.redact import redact
+
+            raise _bad_record(path, dep, field, f"{dep.name}: {redact(str(exc))}",
+                              "the lockfile was edited or is not envbuild's; regenerate it "
+                              "with `envbuild lock`") from None
+
+
+def _manager(value: object) -> str:
+    if value not in ("conda", "pip"):
+        raise ValueError(f"manager must be conda or pip, not {value!r}")
+    return str(value)
+
+
+def _dependency(key: object, value: object) -> None:
+    fields.name(key, "a dependency name")
+    if not isinstance(value, str) or any(ord(c) < 32 for c in value) or len(value) > 500:
+        raise ValueError(f"dependency {key!r} has an unreadable constraint {value!r}")
 
 
 def _conda_subdir(path: Path, dep: Any, platform: str) -> str:

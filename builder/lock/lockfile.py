@@ -157,12 +157,15 @@ def read_lockfile(path: Path) -> Lockfile:
     A file the parser rejects is reported at ``path:line``: the YAML parser's own line, or
     the line of the first field that failed validation (see :func:`_unreadable`).
     """
+    from builder.yamlloc import refuse_bombs
+
     try:
         text = Path(path).read_text(encoding="utf-8")
         if not text.strip():
             raise SpecError("the lockfile is empty", location=f"{path}:1",
                             hint="regenerate it with `envbuild lock SPEC --cuda X.Y`, or "
                                  "restore it from version control")
+        refuse_bombs(Path(path), text)
         return parse(load_yaml(text))
     except SpecError:
         raise

@@ -24,6 +24,7 @@ may answer offline, is :mod:`builder.lock.pypi_cache`'s decision.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
 import tempfile
@@ -133,14 +134,8 @@ def _argv(req: PypiRequest, *, offline: bool) -> list[str]:
             "-o", "pylock.toml", "--quiet"]
     for name in req.provided:
         argv += ["--no-emit-package", name]
-    if req.index_url:
-        argv += ["--index-url", req.index_url]
-    for url in req.extra_index_urls:
-        argv += ["--extra-index-url", url]
-    for link in req.find_links:
-        argv += ["--find-links", link]
-    if req.no_index:
-        argv.append("--no-index")
+    # index URLs and find-links (which may carry credentials) go in uv.toml, never on a
+    # command line another user could read in /proc/PID/cmdline (see _write_inputs)
     if offline:
         argv.append("--offline")
     if req.exclude_newer is not None:
@@ -154,8 +149,30 @@ def _write_inputs(req: PypiRequest, work: Path) -> None:
         "".join(f"{n}=={v}\n" for n, v in req.provided.items()))
     meta = "".join(f'[[dependency-metadata]]\nname = "{n}"\nversion = "{v}"\n'
                    "requires-dist = []\n\n" for n, v in req.provided.items())
-    (work / "uv.toml").write_text(meta)
+    fd = os.open(work / "uv.toml", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(_pip_settings(req) + meta)
     _write_preferences(req, work)
+
+
+def _pip_settings(req: PypiRequest) -> str:
+    """uv.toml's ``[pip]`` table: where uv looks (a file only this user can read)."""
+    lines = ["[pip]"]
+    if req.index_url:
+        lines.append(f"index-url = {_toml_str(req.index_url)}")
+    if req.extra_index_urls:
+        lines.append("extra-index-url = [" + ", ".join(map(_toml_str, req.extra_index_urls))
+                     + "]")
+    if req.find_links:
+        lines.append("find-links = [" + ", ".join(map(_toml_str, req.find_links)) + "]")
+    if req.no_index:
+        lines.append("no-index = true")
+    return "\n".join(lines) + "\n\n"
+
+
+def _toml_str(value: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's for these characters)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _write_preferences(req: PypiRequest, work: Path) -> None:

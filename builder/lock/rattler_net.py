@@ -22,13 +22,13 @@ cache is a repodata download per lock for credentialed channels only.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from builder.lock.channels import ChannelEntry
+from builder.util.fs import remove_tree
 from builder.util.redact import has_credentials
 
 
@@ -52,4 +52,4 @@ def live_gateway(entries: Sequence[ChannelEntry]) -> Iterator[tuple[list[Any], A
     try:
         yield channels, Gateway(cache_dir=private)
     finally:
-        shutil.rmtree(private, ignore_errors=True)
+        remove_tree(private, inside=private.parent, ignore_errors=True)

@@ -63,16 +63,16 @@ def is_inside(path: Path, root: Path) -> bool:
     return real != base and real.is_relative_to(base)
 
 
-def remove_tree(path: Path, *, inside: Path | tuple[Path, ...], missing_ok: bool = True) -> None:
+def remove_tree(path: Path, *, inside: Path | tuple[Path, ...], missing_ok: bool = True,
+                ignore_errors: bool = False) -> None:
     """Remove ``path`` (a tree, a file or a link) only if it lies below one of ``inside``.
 
     The check is made on the resolved path, so a ``..`` or a symlink that points out of
     the roots is refused (:class:`UnsafeRemoval`) and nothing is touched.  A link itself is
     removed as a link, never followed.  Read-only entries (published store entries) are
-    made writable first, as far as this user may.
+    made writable first, as far as this user may.  ``ignore_errors`` ignores what could
+    not be removed (never the refusal).
     """
-    import shutil
-
     roots = (inside,) if isinstance(inside, Path) else inside
     link = path.is_symlink()
     parent_ok = any(is_inside(path.parent, r) or _same(path.parent, r) for r in roots)
@@ -80,14 +80,24 @@ def remove_tree(path: Path, *, inside: Path | tuple[Path, ...], missing_ok: bool
         raise UnsafeRemoval(f"refusing to remove {path}: it is not inside "
                             + " or ".join(str(r) for r in roots),
                             hint="this is a bug or a tampered input; nothing was removed")
-    if link or path.is_file():
+    if not (link or path.exists()):
+        if missing_ok or ignore_errors:
+            return
+        raise FileNotFoundError(path)
+    try:
+        _remove(path, link)
+    except OSError:
+        if not ignore_errors:
+            raise
+
+
+def _remove(path: Path, link: bool) -> None:
+    import shutil
+
+    if link or not path.is_dir():
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         return
-    if not path.exists():
-        if missing_ok:
-            return
-        raise FileNotFoundError(path)
 
     def writable_then_retry(func: Callable[..., object], name: str, _exc: object) -> None:
         with contextlib.suppress(OSError):
@@ -201,8 +211,7 @@ def temp_dir_in(parent: Path, prefix: str) -> Iterator[Path]:
     try:
         yield tmp
     finally:
-        with contextlib.suppress(OSError):
-            remove_tree(tmp, inside=parent)
+        remove_tree(tmp, inside=parent, ignore_errors=True)
 
 
 def wait_for(predicate: object, timeout: float, interval: float = 0.05) -> bool:
