@@ -144,7 +144,7 @@ def test_credentials_never_on_uvs_command_line(tmp_path: Path) -> None:
                       index_url=f"{cred}/simple", extra_index_urls=(f"{cred}/extra",),
                       find_links=(f"{cred}/wheels/",), no_index=True)
     _write_inputs(req, tmp_path)
-    argv = _argv(req, tmp_path)
+    argv = _argv(req, offline=False)
     config = tmp_path / "uv.toml"
     assert SECRET not in " ".join(argv)
     assert "--config-file" in argv and (config.stat().st_mode & 0o077) == 0
