@@ -144,6 +144,7 @@ def stage_build(ctx: Context) -> tuple[Action, str]:
     if build_op is None or request is None:
         return "missing", "builder.build.ops.build_op is not available"
     from builder import paths
+    from builder.build.plan import skip_fixups
     from builder.sources import fetch_source
 
     pinned = {p.name: p for p in _pinned_sources(ctx)}
@@ -157,6 +158,7 @@ def stage_build(ctx: Context) -> tuple[Action, str]:
         out = build_op(request(
             name=op.name, source_dir=root / op.path, prefix=ctx.prefix,
             arch_list=res.arch_list, fixups=op.fixups,
+            skip_fixups=skip_fixups(ctx.loaded.spec, op.name),
             cxx_std=res.toolchain.cxx_std if res.toolchain else None))
         done.append(f"{op.name} ({'cached' if out.cache_hit else 'built'})")
     return "done", ", ".join(done)

@@ -1,8 +1,8 @@
 """Build one op: a list of named, timed steps.
 
-``toolchain`` -> ``source-digest`` -> ``key`` -> (store miss: ``preflight`` ->
-``copy`` -> ``fixups`` -> ``compile`` -> ``check-targets`` -> ``check-import`` ->
-publish) -> ``install``.
+``toolchain`` -> ``source-digest`` (also reads the source for automatic fixups and a GPU
+gate) -> ``key`` -> (store miss: ``preflight`` -> ``copy`` -> ``fixups`` -> ``compile`` ->
+``check-targets`` -> ``check-import`` -> publish) -> ``install``.
 
 Every check runs on the candidate wheel inside the store's temp dir, before it is
 published and before the prefix is touched: ``check-import`` unpacks it next to the
@@ -27,7 +27,8 @@ from builder import paths
 from builder.build import checks
 from builder.build.buildenv import build_env
 from builder.build.diagnose import explain
-from builder.build.fixups import apply_fixups, fixup_keys
+from builder.build.fixups import PlannedFixup, apply_fixups, plan_fixups
+from builder.build.gpugate import GpuGate, find_gate, gate_env
 from builder.build.preflight import Toolchain, full_preflight, quick_toolchain
 from builder.build.store import KeyInputs, Store, StoreEntry, op_key
 from builder.build.toolchain import find_cuobjdump
@@ -45,7 +46,8 @@ class OpBuildRequest(_Frozen):
     source_dir: Path  # the op's directory (the one with setup.py)
     prefix: Path
     arch_list: tuple[str, ...]
-    fixups: tuple[str, ...] = ()
+    fixups: tuple[str, ...] = ()  # requested (spec and matrix); more may be chosen from source
+    skip_fixups: tuple[str, ...] = ()  # automatic fixups the spec switched off
     cxx_std: str | None = None  # from the resolution; else derived from torch's version
     require_cuobjdump: bool = False  # fail (not warn) when no cuobjdump can be found
 
@@ -68,6 +70,8 @@ class OpBuildResult(_Frozen):
     installed: bool
     steps: tuple[Step, ...]
     warnings: tuple[str, ...]
+    fixups_applied: tuple[PlannedFixup, ...] = ()
+    gpu_gate: GpuGate | None = None
 
 
 class BuildFailed(CheckFailed):
@@ -100,10 +104,12 @@ def _copy_source(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest, symlinks=True, ignore=ignore)
 
 
-def key_inputs(req: OpBuildRequest, tc: Toolchain, source_digest: str) -> KeyInputs:
+def key_inputs(req: OpBuildRequest, tc: Toolchain, source_digest: str,
+               fixups: tuple[PlannedFixup, ...] = (), gate: GpuGate | None = None) -> KeyInputs:
     """The store key's inputs for this request and toolchain."""
     return KeyInputs(
-        op=req.name, source_digest=source_digest, fixups=tuple(fixup_keys(req.fixups)),
+        op=req.name, source_digest=source_digest, fixups=tuple(f.key for f in fixups),
+        flags=(gate.key_flag(),) if gate else (),
         torch_version=tc.facts.torch_version or "", torch_cuda=tc.facts.torch_cuda or "",
         nvcc_version=tc.toolkit.full_version,
         compiler=f"{tc.compiler.cxx.name} {tc.compiler.version}",
@@ -111,7 +117,8 @@ def key_inputs(req: OpBuildRequest, tc: Toolchain, source_digest: str) -> KeyInp
     )
 
 
-def _compile(req: OpBuildRequest, tc: Toolchain, out: Path, steps: _Steps) -> None:
+def _compile(req: OpBuildRequest, tc: Toolchain, out: Path, steps: _Steps,
+             fixups: tuple[PlannedFixup, ...], gate: GpuGate | None) -> None:
     """Copy, fix up, compile and check inside the store's temp dir ``out``.
 
     On return ``out`` holds the checked wheel and ``build.log``, ready to publish.
@@ -121,17 +128,19 @@ def _compile(req: OpBuildRequest, tc: Toolchain, out: Path, steps: _Steps) -> No
     with steps.step("copy"):
         _copy_source(req.source_dir, src)
     with steps.step("fixups"):
-        reports = apply_fixups(src, req.fixups)
+        reports = apply_fixups(src, [f.name for f in fixups])
         steps.details["fixups"] = "; ".join(f"{r.name}: {len(r.changed)} file(s)" for r in reports)
     log = out / "build.log"
     env = build_env(tc, work)
+    if gate is not None:
+        env = gate_env(env, work)
     with steps.step("compile"):
         cmd: list[str | Path] = [tc.facts.python, "-m", "pip", "wheel", "--no-build-isolation",
                                  "--no-deps", "--no-index", "-v", "-w", out / "dist", src]
         try:
             run(cmd, cwd=src, env=env, log_path=log, echo=True)
         except CommandError as exc:
-            raise _failure(req, log, exc) from None
+            raise _failure(req, log, exc, src) from None
     wheels = sorted((out / "dist").glob("*.whl"))
     if len(wheels) != 1:
         raise CheckFailed(f"expected one wheel from the build of {req.name}, got {wheels}")
@@ -174,13 +183,14 @@ def _check_candidate(tc: Toolchain, wheel: Path, where: Path) -> None:
         remove_tree(where, inside=where.parent, ignore_errors=True)
 
 
-def _failure(req: OpBuildRequest, log: Path, exc: CommandError) -> BuildFailed:
+def _failure(req: OpBuildRequest, log: Path, exc: CommandError, copy: Path) -> BuildFailed:
     """Keep the log in ENVBUILD_HOME/logs and explain it."""
     text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else exc.stderr_tail
     keep = paths.home() / "logs" / f"{req.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
     keep.parent.mkdir(parents=True, exist_ok=True)
     keep.write_text(text, encoding="utf-8")
-    return BuildFailed(f"building {req.name} failed (exit {exc.returncode})\n{explain(text)}\n"
+    return BuildFailed(f"building {req.name} failed (exit {exc.returncode})\n"
+                       f"{explain(text, strip=str(copy))}\n"
                        f"full log: {keep}", hint="apply the fix named above and run build again")
 
 
@@ -218,7 +228,11 @@ def build_op(req: OpBuildRequest, store: Store | None = None,
         tc = quick_toolchain(req.prefix, req.arch_list, req.cxx_std)
     with steps.step("source-digest"):
         digest = tree_digest(req.source_dir, default_source_exclude)
-    inputs = key_inputs(req, tc, digest)
+        fixups = plan_fixups(req.source_dir, tc.facts.torch_version or "", req.fixups,
+                             req.skip_fixups)
+        gate = find_gate(req.source_dir)
+        steps.details["source-digest"] = _scan_detail(fixups, gate)
+    inputs = key_inputs(req, tc, digest, fixups, gate)
     key = op_key(inputs)
 
     def build(out: Path) -> None:
@@ -228,9 +242,11 @@ def build_op(req: OpBuildRequest, store: Store | None = None,
         if log:
             log(f"building {req.name} for {';'.join(req.arch_list)} with nvcc "
                 f"{tc.toolkit.full_version} ({tc.toolkit.root}), {inputs.compiler}")
-        _compile(req, tc, out, steps)
+        _compile(req, tc, out, steps, fixups, gate)
 
-    meta = {"inputs": inputs.model_dump(mode="json"), "schema": 1}
+    meta = {"inputs": inputs.model_dump(mode="json"), "schema": 1,
+            "fixups_applied": [f.model_dump(mode="json") for f in fixups],
+            "gpu_gate": gate.model_dump(mode="json") if gate else None}
     entry, hit = store.get_or_build(key, build, meta, log)
     installed = _installed_key(req) != key
     if installed:
@@ -238,7 +254,16 @@ def build_op(req: OpBuildRequest, store: Store | None = None,
             entry, hit = _recheck_hit(store, tc, entry, steps, build, meta, log)
         _install(req, tc, entry, steps)
     return OpBuildResult(name=req.name, key=key, wheel=entry.wheel, cache_hit=hit,
-                         installed=installed, steps=tuple(steps.steps), warnings=tc.warnings)
+                         installed=installed, steps=tuple(steps.steps), warnings=tc.warnings,
+                         fixups_applied=fixups, gpu_gate=gate)
+
+
+def _scan_detail(fixups: tuple[PlannedFixup, ...], gate: GpuGate | None) -> str:
+    parts = [f"fixup {f.key}{' (auto)' if f.automatic else ''}: {len(f.files)} file(s)"
+             for f in fixups]
+    if gate:
+        parts.append(f"gpu gate at {', '.join(gate.found)}: {gate.mechanism}")
+    return "; ".join(parts)
 
 
 def _recheck_hit(store: Store, tc: Toolchain, entry: StoreEntry, steps: _Steps,

@@ -71,6 +71,11 @@ def _source_dir(name: str, loaded: Any, overrides: dict[str, Path]) -> Path:
     return root / src.subdir if src.subdir else root
 
 
+def skip_fixups(spec: Any, op_name: str) -> tuple[str, ...]:
+    """The fixups the spec switched off for op ``op_name`` (``skip_fixups:``)."""
+    return next((tuple(o.skip_fixups) for o in spec.ops if o.name == op_name), ())
+
+
 def build_spec(req: BuildPlanRequest,
                log: Callable[[str], None] | None = None) -> list[OpBuildResult]:
     """Build every (selected) op of the spec into the prefix, in spec order."""
@@ -106,5 +111,6 @@ def build_spec(req: BuildPlanRequest,
                 f"fixups {list(op.fixups) or 'none'}")
         results.append(build_op(OpBuildRequest(
             name=op.name, source_dir=op_dir, prefix=req.prefix, arch_list=arch_list,
-            fixups=tuple(op.fixups), cxx_std=cxx_std), log=log))
+            fixups=tuple(op.fixups), skip_fixups=skip_fixups(loaded.spec, op.name),
+            cxx_std=cxx_std), log=log))
     return results

@@ -42,6 +42,10 @@ def build(spec: Path, prefix: Path, cuda: str | None, arch: str | None,
         click.echo(f"{res.name}: {state}{', installed' if res.installed else ', already installed'}"
                    f" (key {res.key[:16]})")
         click.echo(f"  wheel: {res.wheel}")
+        for fixup in res.fixups_applied:
+            click.echo(f"  fixup: {fixup.describe()}")
+        if res.gpu_gate:
+            click.echo(f"  gpu gate: {res.gpu_gate.describe()}")
         for step in res.steps:
             click.echo(f"  {step.name:<14} {step.seconds:8.2f}s  {step.detail}".rstrip())
         for warning in res.warnings:
