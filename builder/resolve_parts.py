@@ -170,11 +170,17 @@ def _ops(loaded: LoadedSpec, m: Matrix, torch: str) -> tuple[OpPlan, ...]:
     known = set(q.known_fixups(m))
     out = []
     for i, op in enumerate(loaded.spec.ops):
-        for j, name in enumerate(op.fixups):
-            if name not in known:
-                raise loaded.error(("ops", i, "fixups", j), f"unknown fixup {name!r}; known: "
-                                   f"{', '.join(sorted(known))}")
-        chosen = [f.name for f in q.fixups_for(m, torch, op.name, op.sanity)]
+        for field in ("fixups", "skip_fixups"):
+            for j, name in enumerate(getattr(op, field)):
+                if name not in known:
+                    raise loaded.error(("ops", i, field, j), f"unknown fixup {name!r}; "
+                                       f"known: {', '.join(sorted(known))}")
+        both = sorted(set(op.fixups) & set(op.skip_fixups))
+        if both:
+            raise loaded.error(("ops", i, "skip_fixups"), f"{', '.join(both)} is both in "
+                               "fixups and skip_fixups; keep one")
+        chosen = [f.name for f in q.fixups_for(m, torch, op.name, op.sanity)
+                  if f.name not in op.skip_fixups]
         out.append(OpPlan(name=op.name, source=op.source, path=op.path, sanity=op.sanity,
                           fixups=tuple(dict.fromkeys([*chosen, *op.fixups]))))
     return tuple(out)

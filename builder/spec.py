@@ -159,6 +159,8 @@ class OpSpec(Strict):
     path: str = "."
     sanity: SanityKind | None = None
     fixups: tuple[str, ...] = ()
+    # fixups not to apply even when the matrix or the source calls for them
+    skip_fixups: tuple[str, ...] = ()
 
     @field_validator("name")
     @classmethod

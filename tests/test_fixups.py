@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from builder.build.fixups import REGISTRY, apply_fixups, dispatch_scalar_type, fixup_keys, get_fixup
+from builder.build.fixups import (
+    REGISTRY,
+    apply_fixups,
+    dispatch_scalar_type,
+    fixup_keys,
+    get_fixup,
+    plan_fixups,
+)
 from builder.errors import UsageError
 from tests.helpers import DATA
 
@@ -51,3 +58,82 @@ def test_registry_lookup_and_keys() -> None:
     with pytest.raises(UsageError, match="unknown fixup 'nope'") as err:
         get_fixup("nope")
     assert "dispatch-scalar-type" in (err.value.hint or "")
+
+
+# --- automatic fixups, chosen from the source ----------------------------------------------
+
+
+def _tree(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "csrc").mkdir()
+    (tmp_path / "csrc" / "op.cpp").write_text(text)
+    (tmp_path / "setup.py").write_text("AT_DISPATCH_FLOATING_TYPES(x.type(), ...)\n")
+    return tmp_path
+
+
+OLD_DISPATCH = 'AT_DISPATCH_FLOATING_TYPES(x.type(), "f", ([&] { g<scalar_t>(); }));\n'
+
+
+def test_a_fixup_the_torch_needs_is_applied_when_the_source_has_its_pattern(
+        tmp_path: Path) -> None:
+    root = _tree(tmp_path, OLD_DISPATCH)
+    [planned] = plan_fixups(root, "2.14.1+cu130", requested=())
+    assert planned.name == "dispatch-scalar-type" and planned.automatic
+    assert planned.key == "dispatch-scalar-type@1"
+    assert planned.files == ("csrc/op.cpp",)  # setup.py is not a C++ source
+    assert "torch 2.14.1+cu130 needs it" in planned.why
+    assert "DeprecatedTypeProperties" in planned.why
+    assert "automatic" in planned.describe() and "csrc/op.cpp" in planned.describe()
+    assert (root / "csrc" / "op.cpp").read_text() == OLD_DISPATCH  # planning reads only
+
+
+def test_no_automatic_fixup_for_an_old_torch_clean_source_or_when_skipped(tmp_path: Path) -> None:
+    root = _tree(tmp_path, OLD_DISPATCH)
+    assert plan_fixups(root, "2.5.1", requested=()) == ()
+    assert plan_fixups(root, "2.14.1", requested=(), skipped=("dispatch-scalar-type",)) == ()
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "op.cu").write_text(dispatch_scalar_type(OLD_DISPATCH))
+    assert plan_fixups(clean, "2.14.1", requested=()) == ()
+
+
+def test_a_requested_fixup_is_kept_even_without_a_match_and_skip_wins(tmp_path: Path) -> None:
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "op.cu").write_text("int main() {}\n")
+    [planned] = plan_fixups(clean, "2.5.1", requested=("dispatch-scalar-type",))
+    assert not planned.automatic and planned.files == ()
+    assert plan_fixups(clean, "2.14.1", requested=("dispatch-scalar-type",),
+                       skipped=("dispatch-scalar-type",)) == ()
+    with pytest.raises(UsageError, match="unknown fixup 'nope'"):
+        plan_fixups(clean, "2.14.1", requested=(), skipped=("nope",))
+
+
+def test_the_fixture_trees_are_planned_as_a_build_would() -> None:
+    for tree, where in (("gated", "src/vision.cpp"), ("wholepkg", "wholepkg/csrc/vision.cpp")):
+        [planned] = plan_fixups(DATA / "ops" / tree, "2.14.1", requested=())
+        assert planned.automatic and planned.files == (where,), tree
+    assert plan_fixups(DATA / "ops" / "msda", "2.14.1", requested=()) == ()
+
+
+def test_every_fixup_and_check_the_matrix_names_exists_in_the_code() -> None:
+    """sources.yaml may only name registered fixups and known sanity kinds."""
+    import ast
+    import typing
+
+    from builder.matrix.load import load_matrix
+    from builder.spec import SanityKind
+    from tests.helpers import REPO
+
+    # the check script imports torch, so read its table of kinds instead of importing it
+    tree = ast.parse((REPO / "builder" / "sanity" / "run_checks.py").read_text())
+    [table] = [n.value for n in tree.body if isinstance(n, ast.Assign)
+               and any(isinstance(t, ast.Name) and t.id == "MODULES" for t in n.targets)]
+    modules = ast.literal_eval(table)
+
+    rules = load_matrix().sources.fixups
+    assert rules
+    for rule in rules:
+        assert rule.name in REGISTRY, f"sources.yaml names fixup {rule.name!r}, registered nowhere"
+        for kind in rule.sanity:
+            assert kind in typing.get_args(SanityKind) and kind in modules, kind
+    assert {r.name for r in rules} <= set(REGISTRY)

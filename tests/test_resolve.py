@@ -159,6 +159,27 @@ def test_matrix_chooses_fixup_without_the_spec_naming_it(tmp_path: Path) -> None
     assert res.pip_index_urls == ()
 
 
+def test_skip_fixups_switches_off_what_the_matrix_chose(tmp_path: Path) -> None:
+    text = MODERN.read_text().replace(",\n     fixups: [dispatch-scalar-type]}",
+                                      ",\n     skip_fixups: [dispatch-scalar-type]}")
+    assert "skip_fixups" in text
+    res = resolve(_spec(tmp_path, text), ResolveRequest(cuda="13.0"))
+    msda = next(op for op in res.ops if op.name == "MultiScaleDeformableAttention")
+    assert msda.fixups == ()
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("skip_fixups: [no-such]", "unknown fixup 'no-such'"),
+    ("fixups: [dispatch-scalar-type], skip_fixups: [dispatch-scalar-type]",
+     "both in fixups and skip_fixups"),
+])
+def test_bad_skip_fixups_are_located(tmp_path: Path, line: str, message: str) -> None:
+    text = MODERN.read_text().replace("fixups: [dispatch-scalar-type]}", line + "}")
+    with pytest.raises(SpecError, match=message) as err:
+        resolve(_spec(tmp_path, text), ResolveRequest(cuda="13.0"))
+    assert "spec.yaml:" in str(err.value.location)
+
+
 def test_conda_provider_after_2_5_is_conda_forge(tmp_path: Path) -> None:
     spec = _spec(tmp_path, 'name: t\npython: "3.11"\ntorch: ">=2.6,<2.8"\n')
     res = resolve(spec, ResolveRequest(cuda="12.6"))
