@@ -1,8 +1,10 @@
-"""Failure diagnosis: known signatures in a build log -> cause and fix.
+"""Failure diagnosis: the first real error of a build log, and known signatures -> cause, fix.
 
-The knowledge lives in ``data/diagnoses.yaml`` (a regex, a cause and a fix per
-row); this module only loads and matches it.  Named groups of the pattern fill
-``{placeholders}`` in the cause and fix text.
+The knowledge lives in ``data/diagnoses.yaml``: ``first_errors`` (where an error starts:
+a compiler ``error:`` with file:line, a linker error, a Python traceback, an OS error)
+and ``signatures`` (a regex, a cause and a fix per row); this module only loads and
+matches them.  Named groups of a signature fill ``{placeholders}`` in its cause and fix.
+The whole log is read, so the error shows even when pip's wrapper text follows it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,28 @@ class Signature(BaseModel):
     fix: str
 
 
+class ErrorStart(BaseModel):
+    """One way an error starts in a log (a ``first_errors`` row)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    pattern: str
+    before: int = 3
+    after: int = 3
+
+
+class FirstError(BaseModel):
+    """The earliest real error in a log, with a few lines of context."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    line: int  # 1-based line of the log where it starts
+    location: str | None  # "src/vision.cpp:8" for a compiler error
+    excerpt: str
+
+
 class Diagnosis(BaseModel):
     """A matched signature with its placeholders filled in."""
 
@@ -48,6 +72,84 @@ def load_signatures(path: Path = DATA) -> tuple[Signature, ...]:
 
     data: Any = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
     return tuple(Signature.model_validate(row) for row in data["signatures"])
+
+
+@functools.lru_cache(maxsize=4)
+def load_error_starts(path: Path = DATA) -> tuple[ErrorStart, ...]:
+    """The ``first_errors`` table (validated; cached per path)."""
+    from ruamel.yaml import YAML
+
+    data: Any = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
+    return tuple(ErrorStart.model_validate(row) for row in data["first_errors"])
+
+
+_MAX_TRACEBACK = 16  # lines of a traceback kept (its header, then the last frames)
+
+
+def first_error(log: str, starts: tuple[ErrorStart, ...] | None = None,
+                strip: str | None = None) -> FirstError | None:
+    """The earliest line of ``log`` where an error starts, with its context.
+
+    ``strip`` (the build copy's path) is removed from locations and the excerpt, so paths
+    read relative to the op's tree.
+    """
+    lines = log.splitlines()
+    rows = [(s, re.compile(s.pattern)) for s in (starts or load_error_starts())]
+    for i, text in enumerate(lines):
+        for row, rx in rows:
+            m = rx.search(text)
+            if m is None:
+                continue
+            end = _traceback_end(lines, i) if row.kind == "traceback" else i + 1 + row.after
+            body = lines[max(0, i - row.before):min(len(lines), end)]
+            if row.kind == "traceback" and len(body) > _MAX_TRACEBACK + row.before:
+                keep = row.before + 1
+                cut = len(body) - _MAX_TRACEBACK + keep
+                body = [*body[:keep], f"  ... ({cut - keep} lines of frames)", *body[cut:]]
+            groups = m.groupdict()
+            number = groups.get("line") or groups.get("line2")
+            where = f"{groups['file']}:{number}" if groups.get("file") and number else None
+            if where and strip and not where.startswith(strip):
+                own = _own_location(lines, i, strip)
+                if own is not None:
+                    body.append(lines[own[1]])
+                    where = f"{own[0]} (error reported in {where})"
+            excerpt = "\n".join(body)
+            if strip:
+                excerpt = excerpt.replace(strip.rstrip("/") + "/", "")
+                where = where.replace(strip.rstrip("/") + "/", "") if where else None
+            return FirstError(kind=row.kind, line=i + 1, location=where, excerpt=excerpt)
+    return None
+
+
+def _own_location(lines: list[str], start: int, root: str) -> tuple[str, int] | None:
+    """For an error inside a header of torch or the toolkit: the first line of the op's own
+    tree (under ``root``) in the notes that follow (gcc's "in expansion of macro" chain)."""
+    rx = re.compile(re.escape(root.rstrip("/")) + r"/(\S+?):(\d+)(?::\d+)?:")
+    for j in range(start + 1, min(len(lines), start + 40)):
+        m = rx.search(lines[j])
+        if m:
+            return f"{m.group(1)}:{m.group(2)}", j
+    return None
+
+
+def _traceback_end(lines: list[str], start: int) -> int:
+    """Index just past the exception line(s) of the traceback whose header is ``lines[start]``."""
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    i = start + 1
+    while i < len(lines):
+        text = lines[i]
+        level = len(text) - len(text.lstrip())
+        if text.strip() and level <= indent:
+            break  # the exception line
+        i += 1
+    end = i + 1
+    while end < len(lines) and end < i + 4:
+        nxt = lines[end].strip()
+        if not nxt or nxt.startswith(("error:", "×", "note:", "During handling", "The above")):
+            break
+        end += 1
+    return min(end, len(lines))
 
 
 def diagnose(log: str, signatures: tuple[Signature, ...] | None = None) -> list[Diagnosis]:
@@ -70,9 +172,15 @@ def _fill(text: str, groups: dict[str, str]) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: groups.get(m.group(1), m.group(0)), text)
 
 
-def explain(log: str, *, tail_lines: int = 30) -> str:
-    """A human report: each diagnosis (cause, fix, evidence), then the log tail."""
+def explain(log: str, *, tail_lines: int = 30, strip: str | None = None) -> str:
+    """A human report: the first real error, each diagnosis (cause, fix, evidence), then the
+    log tail."""
     parts = []
+    first = first_error(log, strip=strip)
+    if first is not None:
+        where = f", {first.location}" if first.location else ""
+        parts.append(f"first error ({first.kind}, log line {first.line}{where}):\n"
+                     + "\n".join(f"  | {line}" for line in first.excerpt.splitlines()))
     for d in diagnose(log):
         parts.append(f"known problem [{d.id}]: {d.cause}\n  fix: {d.fix}\n  seen: {d.evidence}")
     if not parts:
