@@ -25,6 +25,7 @@ from builder.errors import CheckFailed, EnvbuildError
 from builder.install import faults
 from builder.install.generations import Generations
 from builder.install.plan import InstallPlan, load_plan
+from builder.install.scripts import bin_scripts, check_scripts, point_at_prefix
 from builder.install.state import InstallState, read_state, write_state
 from builder.util.fs import remove_tree
 
@@ -134,9 +135,12 @@ def _build_generation(req: InstallRequest, plan: InstallPlan, gens: Generations,
         work = partial / ".envbuild"
         work.mkdir(parents=True, exist_ok=True)
         pip = _backend(PIP_INSTALLERS, req.pip_backend, "pip backend")()
+        before = bin_scripts(partial)
         step("pip", lambda: pip.install(plan.pip, python, work, cache / "uv",
                                         offline=req.offline))
-        fix_shebangs(partial, gens.prefix)
+        after = bin_scripts(partial)
+        pip_scripts = (after - before) | point_at_prefix(partial, gens.prefix, after)
+        step("scripts", lambda: check_scripts(partial, gens.prefix, pip_scripts))
     name = req.name or gens.prefix.name
     step("activation", lambda: write_activation(partial, gens.prefix, name))
     step("state", lambda: write_state(partial, InstallState(
@@ -161,28 +165,6 @@ def _python_of(gen_dir: Path) -> Path:
             return gen_dir / rel
     raise CheckFailed("the lockfile has pip packages but its conda packages include no python",
                       hint="add python to the spec's conda packages and run `make lock`")
-
-
-def fix_shebangs(gen_dir: Path, final_prefix: Path) -> int:
-    """Point scripts that name the build location at the final prefix; return how many."""
-    bindir = gen_dir / "bin"
-    old = f"#!{gen_dir}/".encode()
-    new = f"#!{final_prefix}/".encode()
-    count = 0
-    for script in bindir.iterdir() if bindir.is_dir() else ():
-        if script.is_symlink() or not script.is_file():
-            continue
-        with open(script, "rb") as fh:
-            head = fh.read(len(old))
-        if head == old:
-            data = script.read_bytes()
-            mode = script.stat().st_mode
-            tmp = script.with_name(f".{script.name}.tmp")
-            tmp.write_bytes(new + data[len(old):])
-            os.chmod(tmp, mode)
-            os.replace(tmp, script)
-            count += 1
-    return count
 
 
 def _result(gens: Generations, state: InstallState, action: Literal["installed", "up to date"],

@@ -33,6 +33,7 @@ from builder.errors import CheckFailed, UsageError
 from builder.util.fs import file_lock, remove_tree
 
 GENS_SUFFIX = ".envbuild-gens"
+UNSAFE_PREFIX_CHARS = "\"'\\`$:"
 STATE_REL = Path(".envbuild") / "state.json"
 
 
@@ -52,6 +53,12 @@ def usable_prefix(prefix: Path) -> Path:
     if any(ord(c) < 32 or c == "\x7f" for c in text):
         raise UsageError(f"--prefix {text!r}: control characters (newlines, tabs) in a path "
                          "break activation scripts", hint="choose a plain path")
+    bad = sorted(set(text) & set(UNSAFE_PREFIX_CHARS))
+    if bad:
+        raise UsageError(f"--prefix {text}: {' '.join(bad)} in a prefix path break python's "
+                         "own configuration, PATH or shell scripts",
+                         hint="choose a path without quotes, backslashes, '$', '`' or ':' "
+                              "(spaces and non-ASCII letters are fine)")
     if len(os.fsencode(prefix.name + GENS_SUFFIX)) > 255 or len(os.fsencode(text)) > 3800:
         raise UsageError(f"--prefix: the name {prefix.name[:40]!r}... is too long (at most "
                          f"{255 - len(GENS_SUFFIX)} bytes, the path at most 3800)",
