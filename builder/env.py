@@ -140,8 +140,11 @@ def _noop_result(prefix: Path, marker: EnvMarker, seconds: float) -> EnvResult:
 
 
 def _timed(name: str, fn: Callable[[Context], tuple[Action, str]], ctx: Context) -> StageResult:
+    from builder.util import progress
+
     t0 = time.monotonic()
-    action, detail = fn(ctx)
+    with progress.stage("env", name):
+        action, detail = fn(ctx)
     return StageResult(stage=name, action=action, seconds=time.monotonic() - t0, detail=detail)
 
 

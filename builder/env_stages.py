@@ -87,6 +87,7 @@ def stage_lock(ctx: Context) -> tuple[Action, str]:
     if not path.exists():
         result = lock(_lock_request(ctx, path))
         ctx.lockfile = Path(result.path)
+        _prefetch_sources(ctx)
         return "done", f"wrote {ctx.lockfile}"
     # where the committed lockfile was solved (live, mirror, snapshot) is not staleness;
     # bare --channel URLs (a replaced channel list, as in `make demo`) are
@@ -99,7 +100,22 @@ def stage_lock(ctx: Context) -> tuple[Action, str]:
                           + "\n".join(f"  - {d}" for d in diffs),
                           hint=f"re-lock with `{relock_command(ctx, path)}` (and commit the "
                                "new lockfile if it is committed)")
+    _prefetch_sources(ctx)
     return "up to date", str(path)
+
+
+def _prefetch_sources(ctx: Context) -> None:
+    """Fetch the ops' pinned sources now, before the install: an unreachable git URL then
+    fails in seconds instead of after minutes of downloads (build finds them cached)."""
+    ops = tuple(getattr(ctx.resolution, "ops", ()) or ())
+    if not ops:
+        return
+    from builder import paths
+    from builder.sources import fetch_source
+
+    pinned = {p.name: p for p in _pinned_sources(ctx)}
+    for name in sorted({op.source for op in ops if op.source in pinned}):
+        fetch_source(pinned[name], paths.sources_cache(), spec_dir=ctx.loaded.path.parent)
 
 
 def relock_command(ctx: Context, path: Path) -> str:

@@ -81,15 +81,19 @@ class BuildFailed(CheckFailed):
 class _Steps:
     """Collects timed steps."""
 
-    def __init__(self) -> None:
+    def __init__(self, op: str = "") -> None:
+        self.op = op
         self.steps: list[Step] = []
         self.details: dict[str, str] = {}
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
+        from builder.util import progress
+
         start = time.perf_counter()
         try:
-            yield
+            with progress.stage("build", f"{self.op} {name}".strip()):
+                yield
         finally:
             self.steps.append(Step(name=name, seconds=round(time.perf_counter() - start, 3),
                                    detail=self.details.pop(name, "")))
@@ -223,7 +227,7 @@ def build_op(req: OpBuildRequest, store: Store | None = None,
              log: Callable[[str], None] | None = None) -> OpBuildResult:
     """Build (or fetch from the store) and install one op; see the module docstring."""
     store = store or Store()
-    steps = _Steps()
+    steps = _Steps(req.name)
     with steps.step("toolchain"):
         tc = quick_toolchain(req.prefix, req.arch_list, req.cxx_std)
     with steps.step("source-digest"):

@@ -120,9 +120,12 @@ def _build_generation(req: InstallRequest, plan: InstallPlan, gens: Generations,
     timed: list[tuple[str, float]] = []
 
     def step(name: str, fn: Callable[[], object]) -> None:
+        from builder.util import progress
+
         t0 = time.monotonic()
-        faults.point(name)
-        fn()
+        with progress.stage("install", name):
+            faults.point(name)
+            fn()
         timed.append((name, time.monotonic() - t0))
 
     archives: list[Path] = []

@@ -89,10 +89,16 @@ def fetch_all(records: Sequence[CondaRecord], cache: Path, *, progress: bool,
             hint="run the same command once without --offline (or with a mirror: --channel "
                  "NAME=URL, ENVBUILD_CHANNEL_ALIAS) to fill the cache; nothing was installed")
     if missing:
-        with _progress(progress) as bar:
-            for rec in missing:
+        from builder.util.progress import note, paused
+
+        with paused(), _progress(progress) as bar:
+            for i, rec in enumerate(missing, 1):
                 faults.point("fetch")
                 _fetch_one(rec, cache, bar, mirrors.url_for(rec.url))
+                if bar is None:  # no bar (not a terminal): one line per download
+                    size = cached_archive(cache, rec).stat().st_size
+                    note("install", f"fetched {rec.file_name} ({size / 1e6:.1f} MB) "
+                                    f"[{i}/{len(missing)}]")
     return [cached_archive(cache, r) for r in records]
 
 

@@ -130,13 +130,14 @@ def run_lock(req: LockRequest) -> LockResult:
     timer = _Timer()
     with timer("prepare"):
         prep = prepare(req)
+    # sources first: an unreachable git URL fails in seconds, not after both solves
+    with timer("sources"):
+        sources = pin_sources(req.spec, req.source_overrides)
     with timer("conda"):
         conda = solve_conda(req, prep)
         records = conda.records
     with timer("pypi"):
         pip, pip_warnings, pypi_key = _solve_pypi(req, records, conda.pip_extra)
-    with timer("sources"):
-        sources = pin_sources(req.spec, req.source_overrides)
     with timer("write"):
         packages = locked_dependencies(records, pip, req.spec.spec.platform)
         meta_args = {"nvcc": conda.nvcc, "warnings": [*conda.warnings, *pip_warnings],

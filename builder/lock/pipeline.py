@@ -67,9 +67,12 @@ class _Timer:
 
     @contextlib.contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
+        from builder.util import progress
+
         start = time.perf_counter()
         try:
-            yield
+            with progress.stage("lock", stage):
+                yield
         finally:
             self.timings[stage] = round(time.perf_counter() - start, 4)
 
