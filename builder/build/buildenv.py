@@ -2,7 +2,9 @@
 
 Nothing leaks in from the caller's shell except PATH's tail, HOME and the
 locale: CUDA_HOME, TORCH_CUDA_ARCH_LIST, FORCE_CUDA, MAX_JOBS, CC/CXX, CPATH and
-LIBRARY_PATH are all set from the checked toolchain.
+LIBRARY_PATH are all set from the checked toolchain.  The compilers go through
+ccache (:mod:`builder.build.ccache`), and nvcc compiles the arch passes of a
+multi-arch build in parallel (``--threads``, through ``NVCC_APPEND_FLAGS``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from builder.build import ccache
 from builder.build.preflight import Toolchain
 from builder.build.toolchain import extra_include_dirs
 
@@ -88,4 +91,24 @@ def build_env(tc: Toolchain, work: Path, jobs: int | None = None) -> dict[str, s
         env["CPATH"] = os.pathsep.join(includes)
     if libs:
         env["LIBRARY_PATH"] = os.pathsep.join(libs)
-    return env
+    threads = nvcc_threads(tc)
+    if threads > 1:
+        env["NVCC_APPEND_FLAGS"] = f"--threads {threads}"
+    return ccache.apply(env, work, tk.nvcc)
+
+
+def nvcc_threads(tc: Toolchain, cpus: int | None = None) -> int:
+    """Parallel arch passes per nvcc call: one per arch, at most the cores (1: off).
+
+    ``NVCC_APPEND_FLAGS`` is read by nvcc >= 11.5 itself (``--threads`` exists from
+    11.2); the passes' output is the same, only the order of the work changes.
+    """
+    try:
+        major, minor = (int(p) for p in tc.toolkit.version.split(".")[:2])
+    except ValueError:
+        return 1
+    if (major, minor) < (11, 5):
+        return 1
+    cpus = cpus if cpus is not None else (len(os.sched_getaffinity(0)) or 1)
+    passes = sum(2 if a.endswith("+PTX") else 1 for a in tc.arch_list)
+    return max(1, min(passes, cpus))

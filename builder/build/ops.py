@@ -26,6 +26,7 @@ from pathlib import Path
 from builder import paths
 from builder.build import checks
 from builder.build.buildenv import build_env
+from builder.build.ccache import summary as ccache_summary
 from builder.build.diagnose import explain
 from builder.build.fixups import PlannedFixup, apply_fixups, plan_fixups
 from builder.build.gpugate import GpuGate, find_gate, gate_env
@@ -145,6 +146,7 @@ def _compile(req: OpBuildRequest, tc: Toolchain, out: Path, steps: _Steps,
             run(cmd, cwd=src, env=env, log_path=log, echo=True)
         except CommandError as exc:
             raise _failure(req, log, exc, src) from None
+        steps.details["compile"] = ccache_summary(work)
     wheels = sorted((out / "dist").glob("*.whl"))
     if len(wheels) != 1:
         raise CheckFailed(f"expected one wheel from the build of {req.name}, got {wheels}")
