@@ -147,13 +147,35 @@ def torch_matmul(dev: str) -> str:
     return "matmul on the GPU == CPU (float32, float64)"
 
 
+def torch_cpu_sampling() -> str:
+    """torch's CPU kernels (grid_sample, the batched products) against the formula, loop by loop.
+
+    The env's torch computes multi-scale deformable attention with ``grid_sample`` and
+    must agree with a transcription of the formula to float64 precision: a real
+    comparison that needs no GPU and fails when torch's CPU kernels are wrong.
+    """
+    worst = 0.0
+    for d, seed in ((2, 1), (5, 2)):
+        v, s, _st, loc, a = ref.random_inputs(1, 2, d, 3, 2, [(4, 5), (2, 3)], torch.float64,
+                                              "cpu", seed=seed)
+        got = ref.msda_fast(v, s, loc, a)
+        want = ref.msda_slow(v, s, loc, a)
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-10)
+        worst = max(worst, (got - want).abs().max().item())
+    return f"grid_sample path == formula loop, max abs error {worst:.1e} (float64, 2 shapes)"
+
+
 def check_torch(gpus: list[dict[str, Any]], no_gpu: str | None) -> list[dict[str, Any]]:
-    """Every env: torch on every visible GPU (no ops needed); SKIPPED without a GPU."""
+    """Every env: torch's CPU kernels against the formula (always run), and torch on every
+    visible GPU (no ops needed; SKIPPED without a GPU)."""
+    rows = [_result("torch.cpu-sampling", "cpu", torch_cpu_sampling)]
     if no_gpu is not None:
-        return [{"check": "torch.matmul", "device": None, "status": "SKIPPED",
-                 "reason": no_gpu, "seconds": 0.0}]
-    return [_result("torch.matmul", f"cuda:{g['index']} ({g['name']}, sm_{g['capability']})",
-                    functools.partial(torch_matmul, f"cuda:{g['index']}")) for g in gpus]
+        return rows + [{"check": "torch.matmul", "device": None, "status": "SKIPPED",
+                        "reason": no_gpu, "seconds": 0.0}]
+    return rows + [_result("torch.matmul",
+                           f"cuda:{g['index']} ({g['name']}, sm_{g['capability']})",
+                           functools.partial(torch_matmul, f"cuda:{g['index']}"))
+                   for g in gpus]
 
 
 def check_kind(kind: str, gpus: list[dict[str, Any]], no_gpu: str | None) -> list[dict[str, Any]]:

@@ -1,0 +1,58 @@
+"""The CPU check every env gets (so ``make demo`` proves something without a GPU)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "builder" / "sanity" / "run_checks.py"
+torch = pytest.importorskip("torch")
+
+
+def _rows(env: dict[str, str]) -> dict[str, dict[str, object]]:
+    done = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True,
+                          env=env, timeout=600, check=True)
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    return {row["check"]: row for row in data["checks"]}
+
+
+def test_cpu_check_passes_and_gpu_checks_skip_without_a_gpu() -> None:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    rows = _rows(env)
+    cpu = rows["torch.cpu-sampling"]
+    assert cpu["status"] == "PASS", cpu
+    assert cpu["device"] == "cpu" and "max abs error" in str(cpu["reason"])
+    assert rows["torch.matmul"]["status"] == "SKIPPED"
+    assert rows["torch.matmul"]["reason"]
+
+
+def _load() -> ModuleType:
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("envbuild_run_checks", SCRIPT)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+
+
+def test_cpu_check_fails_when_torch_samples_wrongly(monkeypatch: pytest.MonkeyPatch) -> None:
+    checks = _load()
+    real = torch.nn.functional.grid_sample
+
+    def off_by_a_little(*args: object, **kwargs: object) -> object:
+        return real(*args, **kwargs) * (1 + 1e-6)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(torch.nn.functional, "grid_sample", off_by_a_little)
+    row = checks.check_torch([], "no GPU in this test")[0]
+    assert row["check"] == "torch.cpu-sampling"
+    assert row["status"] == "FAIL", row
