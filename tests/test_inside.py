@@ -74,3 +74,16 @@ def test_shell_opens_inside_the_env(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
     assert done.returncode == 3, done.stderr
     assert f"in={prefix} shell={prefix}" in done.stdout
+
+
+def test_run_json_prints_the_gpu_plan_on_stderr(tmp_path: Path) -> None:
+    prefix = _prefix(tmp_path / "env", nvcc=False)
+    env = {"ENVBUILD_NVIDIA_SMI": str(DATA / "nvidia-smi" / "fake-nvidia-smi"),
+           "FAKE_SMI_DIR": str(DATA / "nvidia-smi" / "server-4090-a6000")}
+    out = run_cli("run", "--json", "--prefix", str(prefix), "--gpus", "1", "--",
+                  "hello-from-env", env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"hello {prefix}"  # stdout stays the command's
+    plan = json.loads(out.stderr.strip().splitlines()[-1])
+    assert plan["cuda_visible_devices"] == "1" and plan["cuda_device_order"] == "PCI_BUS_ID"
+    assert plan["gpus"][0]["visible_as"] == 0 and plan["prefix"] == str(prefix)
