@@ -26,14 +26,18 @@ def test_the_gated_fixture_has_a_gate_and_the_others_do_not() -> None:
         assert find_gate(OPS / plain) is None, plain
 
 
-def test_a_commented_out_test_or_a_test_below_the_top_level_is_not_a_gate(tmp_path: Path) -> None:
+def test_only_setup_py_and_the_helpers_it_imports_are_read(tmp_path: Path) -> None:
     (tmp_path / "setup.py").write_text("# if torch.cuda.is_available(): ...\nimport os\n")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "train.py").write_text("torch.cuda.is_available()\n")
-    assert find_gate(tmp_path) is None
+    (tmp_path / "demo.py").write_text("print(torch.cuda.is_available())\n")  # not imported
     (tmp_path / "setup_helpers.py").write_text("use_cuda = torch.cuda .is_available ()\n")
+    assert find_gate(tmp_path) is None
+    (tmp_path / "setup.py").write_text("import os\nfrom setup_helpers import use_cuda\n")
     gate = find_gate(tmp_path)
     assert gate is not None and gate.found == ("setup_helpers.py:1",)
+    (tmp_path / "setup.py").unlink()
+    assert find_gate(tmp_path) is None  # a pyproject-only tree has no setup.py gate
 
 
 def _fake_torch(root: Path, available: bool) -> None:

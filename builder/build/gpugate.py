@@ -9,11 +9,11 @@ process that imports ``torch.cuda`` (the setup.py process) it makes ``is_availab
 answer True.  The arch list still comes from ``TORCH_CUDA_ARCH_LIST`` and nothing else in
 torch is changed, so the tree compiles the sources and arches a GPU host would.
 
-The shim is used only when a top-level ``*.py`` of the op (its ``setup.py`` and helpers)
-calls ``cuda.is_available(``; it is then named in the build report and in the store key
-(:func:`key_flag`), whether or not this host has a GPU, so the key never depends on the
-host.  The import check and sanity run without it.  ``CUDA_HOME`` gates need no shim: the
-build environment always sets ``CUDA_HOME`` to the checked toolkit.
+The shim is used only when the op's ``setup.py`` (or a top-level module of the op that
+setup.py imports) calls ``cuda.is_available(``; it is then named in the build report and
+in the store key (:func:`key_flag`), whether or not this host has a GPU, so the key never
+depends on the host.  The import check and sanity run without it.  ``CUDA_HOME`` gates
+need no shim: the build environment always sets ``CUDA_HOME`` to the checked toolkit.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ MECHANISM = "visible-gpu-shim"
 VERSION = 1
 SHIM = Path(__file__).parent / "data" / "gpu_visible_sitecustomize.py"
 _GATE = re.compile(r"\bcuda\s*\.\s*is_available\s*\(")
+_IMPORT = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.MULTILINE)
 
 
 class GpuGate(Frozen):
@@ -46,12 +47,23 @@ class GpuGate(Frozen):
                 f"setup.py (gate at {', '.join(self.found)}); arch list and sources unchanged")
 
 
+def _setup_files(source_dir: Path) -> list[Path]:
+    """setup.py and the op's top-level modules it imports (``import x`` / ``from x import``)."""
+    setup = source_dir / "setup.py"
+    if not setup.is_file():
+        return []
+    text = setup.read_text(encoding="utf-8", errors="replace")
+    names = set(_IMPORT.findall(text))
+    helpers = [p for p in sorted(source_dir.glob("*.py"))
+               if p.is_file() and p.stem in names and p.name != "setup.py"]
+    return [setup, *helpers]
+
+
 def find_gate(source_dir: Path) -> GpuGate | None:
-    """The op's GPU gate, if its top-level Python files test ``torch.cuda.is_available()``."""
+    """The op's GPU gate, if setup.py (or a helper module it imports) tests
+    ``torch.cuda.is_available()``."""
     found = []
-    for path in sorted(source_dir.glob("*.py")):
-        if not path.is_file():
-            continue
+    for path in _setup_files(source_dir):
         text = path.read_text(encoding="utf-8", errors="replace")
         for lineno, line in enumerate(text.splitlines(), 1):
             if _GATE.search(line.split("#", 1)[0]):
