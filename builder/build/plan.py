@@ -108,7 +108,7 @@ def build_spec(req: BuildPlanRequest,
                              hint="set the op's path: to the directory holding setup.py")
         if log:
             log(f"op {op.name}: source {op_dir}, arch {';'.join(arch_list)}, "
-                f"fixups {list(op.fixups) or 'none'}")
+                f"fixups named {list(op.fixups) or 'none'} (more may be chosen from the source)")
         results.append(build_op(OpBuildRequest(
             name=op.name, source_dir=op_dir, prefix=req.prefix, arch_list=arch_list,
             fixups=tuple(op.fixups), skip_fixups=skip_fixups(loaded.spec, op.name),
