@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+_HERE = os.path.dirname(os.path.realpath(__file__))
 _TARGET = "torch.cuda"
 
 
@@ -61,7 +61,7 @@ class _Finder(importlib.abc.MetaPathFinder):
 def _chain() -> None:
     """Run the sitecustomize this file shadows, if the interpreter has one."""
     for entry in sys.path:
-        if not entry or os.path.abspath(entry) == _HERE:
+        if not entry or os.path.realpath(entry) == _HERE:
             continue
         spec = importlib.machinery.PathFinder.find_spec("sitecustomize", [entry])
         if spec is not None and spec.loader is not None:
