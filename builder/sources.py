@@ -43,7 +43,12 @@ from builder.util.fs import (
     remove_tree,
     temp_dir_in,
 )
-from builder.util.hashing import default_source_exclude, payload_digest, tree_digest
+from builder.util.hashing import (
+    default_source_exclude,
+    payload_digest,
+    tree_digest,
+    walk_tree,
+)
 
 _FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
 _SHA_PREFIX = re.compile(r"^[0-9a-f]{7,40}$")
@@ -130,7 +135,7 @@ def _archive_digest(repo: Path, commit: str) -> str:
     """
     from builder.paths import sources_cache
 
-    memo = sources_cache() / "digests" / "v1" / f"{commit}.sha256"  # v1: tree_digest, _vcs_only
+    memo = sources_cache() / "digests" / "v2" / f"{commit}.sha256"  # v2: tree_digest 2, _vcs_only
     try:
         cached = memo.read_text(encoding="ascii").strip()
         if re.fullmatch(r"[0-9a-f]{64}", cached):
@@ -297,14 +302,13 @@ def _materialise(pinned: PinnedSource, tree: Path, overrides: Mapping[str, Path]
                  spec_dir: Path | None) -> None:
     if pinned.kind == "path":
         root = Path(overrides.get(pinned.name) or _path_root(pinned, spec_dir))
-        shutil.copytree(root, tree, symlinks=True,
-                        ignore=_copy_ignore(root, default_source_exclude))
+        _copy_content(root, tree, default_source_exclude)
         return
     assert pinned.commit is not None
     location = _git_location(pinned.name, pinned.url, pinned.commit, overrides)
     if location is None:  # plain directory override
         plain = Path(overrides[pinned.name]).expanduser().resolve()
-        shutil.copytree(plain, tree, symlinks=True, ignore=_copy_ignore(plain, _vcs_only))
+        _copy_content(plain, tree, _vcs_only)
         return
     if _resolve_commit(location, pinned.commit) is None:
         raise CheckFailed(
@@ -337,6 +341,14 @@ def _path_root(pinned: PinnedSource, spec_dir: Path | None) -> Path:
         raise UsageError(f"path source {pinned.name!r} is relative ({pinned.url}); "
                          "pass spec_dir or an override")
     return (spec_dir / p).resolve()
+
+
+def _copy_content(root: Path, tree: Path, exclude: Callable[[str], bool]) -> None:
+    """Copy ``root``'s content (links dereferenced, as hashed) after checking it has no
+    link out of the tree, no loop and no special file (copying a FIFO would hang)."""
+    for _ in walk_tree(root, exclude):
+        pass
+    shutil.copytree(root, tree, symlinks=False, ignore=_copy_ignore(root, exclude))
 
 
 def _copy_ignore(root: Path, exclude: Callable[[str], bool]

@@ -154,3 +154,94 @@ def test_bad_prefixes_and_names_are_usage_errors(local: LocalChannel,  # noqa: F
     assert before == after, set(after) - set(before)
     record("bad prefixes and names", cases=len(cases), clear_exit=f"{len(cases)}/{len(cases)}",
            created_nothing="1/1")
+
+
+def _path_spec(tmp_path: Path) -> tuple[Path, Path]:
+    checkout = tmp_path / "mine"
+    (checkout / "src").mkdir(parents=True)
+    (checkout / "src" / "a.py").write_text("x = 1\n")
+    spec = tmp_path / "envspecs" / "p.yaml"
+    spec.parent.mkdir()
+    spec.write_text('name: p\npython: "3.8"\ntorch: "1.13.1"\n'
+                    'sources:\n  mine: {path: "../mine"}\n')
+    return checkout, spec
+
+
+_PIN = """
+import sys
+from pathlib import Path
+from builder.errors import EnvbuildError
+from builder.sources import pin_source
+from builder.spec import load_spec
+loaded = load_spec(Path(sys.argv[1]))
+try:
+    print(pin_source("mine", loaded.spec.sources["mine"], loaded).sha256)
+except EnvbuildError as exc:
+    print(f"exit {exc.exit_code}: {exc.message}")
+"""
+
+
+def _pin(spec: Path) -> str:
+    """Pin the path source in a child process (a hang is a timeout, not a stuck suite)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _PIN, str(spec)], capture_output=True,
+                         text=True, timeout=30, check=False)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    return out.stdout.strip()
+
+
+def test_path_source_links_and_special_files(tmp_path: Path) -> None:
+    """Links are hashed by what they point to; links out of the tree, loops, FIFOs and
+    sockets are refused with the file's path (exit 2), never hashed as text or hung on."""
+    import os
+    import socket
+
+    from builder.sources import fetch_source
+    from builder.spec import load_spec
+    from builder.util.hashing import default_source_exclude, tree_digest
+
+    checkout, spec = _path_spec(tmp_path)
+    (checkout / "src" / "b.py").write_text("y = 1\n")
+    (checkout / "cfg.py").symlink_to("src/b.py")
+    (checkout / "lib").symlink_to("src")
+    first = _pin(spec)
+    assert len(first) == 64, first
+    (checkout / "src" / "b.py").write_text("y = 2\n")  # what the link points to changed
+    second = _pin(spec)
+    assert second != first
+    # a copy with the links dereferenced (the sources cache) has the same digest
+    loaded = load_spec(spec)
+    from builder.sources import pin_source
+
+    pinned = pin_source("mine", loaded.spec.sources["mine"], loaded)
+    dest = fetch_source(pinned, tmp_path / "cache", spec_dir=spec.parent)
+    assert not (dest / "cfg.py").is_symlink() and (dest / "cfg.py").read_text() == "y = 2\n"
+    assert tree_digest(dest, lambda r: r.startswith(".envbuild-source")
+                       or default_source_exclude(r)) == second
+    outside = tmp_path / "outside.py"
+    outside.write_text("z = 1\n")
+    refusals = {}
+    bad = {
+        "link out of the tree": lambda: (checkout / "ext.py").symlink_to(outside),
+        "absolute link out": lambda: (checkout / "etc").symlink_to("/etc"),
+        "dangling link": lambda: (checkout / "gone.py").symlink_to("nothere.py"),
+        "link loop": lambda: (checkout / "src" / "up").symlink_to(".."),
+        "FIFO": lambda: os.mkfifo(checkout / "src" / "pipe"),
+        "socket": lambda: socket.socket(socket.AF_UNIX).bind(str(checkout / "sock")),
+    }
+    for name, make in bad.items():
+        before = set(os.listdir(checkout)) | {f"src/{n}" for n in os.listdir(checkout / "src")}
+        make()
+        start = time.monotonic()
+        said = _pin(spec)
+        refusals[name] = time.monotonic() - start
+        assert said.startswith("exit 2: ") and str(checkout) in said, (name, said)
+        for entry in (set(os.listdir(checkout)) | {f"src/{n}" for n in
+                                                   os.listdir(checkout / "src")}) - before:
+            (checkout / entry).unlink()
+        assert _pin(spec) == second, name
+    record("path source links and special files", link_content_change_detected="1/1",
+           copy_digest_equal="1/1", refused_exit_2=f"{len(refusals)}/{len(bad)}",
+           slowest_s=round(max(refusals.values()), 2))
