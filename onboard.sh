@@ -23,8 +23,9 @@ usage: ./onboard.sh [--cuda X.Y] [--spec FILE] [--lockfile FILE] [--prefix DIR]
 
 Environment: PYTHON (python >= 3.10 used to create the tool's venv; default python3);
 ENVBUILD_CHANNEL_ALIAS=URL fetches every anaconda.org channel from a team mirror.
-Steps: prerequisites, tool venv (make setup), install (envbuild install LOCKFILE),
-build (envbuild build), sanity (envbuild sanity), then how to use it.
+Steps: prerequisites, tool venv (make setup), install (envbuild install LOCKFILE, which
+first prints the warnings the lockfile records), build (envbuild build), sanity (envbuild
+sanity), then how to use it.
 USAGE
 }
 

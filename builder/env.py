@@ -82,6 +82,25 @@ def default_prefix(spec_path: Path, name: str, cuda: str) -> Path:
     return project / ".envbuild" / "envs" / f"{name}-{cuda_tag(cuda)}"
 
 
+def env_lockfile(spec_path: Path, cuda: str | None, lockfile: Path | None) -> Path | None:
+    """The existing lockfile ``env`` will install (None when it will lock one, or the spec
+    does not load: the run itself reports that)."""
+    from builder.errors import EnvbuildError
+    from builder.resolution import cuda_tag
+    from builder.spec import load_spec
+
+    if lockfile is not None:
+        return lockfile if lockfile.is_file() else None
+    try:
+        loaded = load_spec(spec_path)
+    except EnvbuildError:
+        return None
+    root = loaded.path.resolve().parent.parent  # as lock.default_lockfile_path
+    tag = cuda_tag(cuda_label(loaded, cuda))
+    path = root / "lockfiles" / f"{loaded.spec.name}-{tag}.conda-lock.yml"
+    return path if path.is_file() else None
+
+
 def marker_path(prefix: Path) -> Path:
     """Where the env marker lives (inside the current generation)."""
     return prefix / ".envbuild" / "env.json"

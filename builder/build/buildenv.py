@@ -64,11 +64,16 @@ def _site_dirs(tc: Toolchain) -> list[Path]:
     return dirs
 
 
+def cpath_dirs(tc: Toolchain) -> list[Path]:
+    """The header dirs the build adds through ``CPATH`` (the prefix's nvidia header wheels)."""
+    return extra_include_dirs(_site_dirs(tc), tc.toolkit)
+
+
 def build_env(tc: Toolchain, work: Path, jobs: int | None = None) -> dict[str, str]:
     """The complete environment for ``pip wheel`` of one op."""
     tk = tc.toolkit
     path = [str(tk.root / "bin"), str(tc.prefix / "bin"), os.environ.get("PATH", "/usr/bin:/bin")]
-    includes = [str(p) for p in extra_include_dirs(_site_dirs(tc), tk)]
+    includes = [str(p) for p in cpath_dirs(tc)]
     shim = cudart_shim(tc, work)
     libs = ([str(shim)] if shim else []) + [str(p) for p in tk.lib_dirs]
     env = {

@@ -30,6 +30,7 @@ from builder.build.ccache import summary as ccache_summary
 from builder.build.diagnose import explain
 from builder.build.fixups import PlannedFixup, apply_fixups, plan_fixups
 from builder.build.gpugate import GpuGate, find_gate, gate_env
+from builder.build.headers import header_preflight
 from builder.build.preflight import Toolchain, full_preflight, quick_toolchain
 from builder.build.store import KeyInputs, Store, StoreEntry, op_key
 from builder.build.toolchain import find_cuobjdump
@@ -245,6 +246,8 @@ def build_op(req: OpBuildRequest, store: Store | None = None,
         nonlocal tc
         with steps.step("preflight"):
             tc = full_preflight(tc)
+            found = header_preflight(tc, req.source_dir, req.name)  # builder/build/headers.py
+            tc = tc.model_copy(update={"warnings": (*tc.warnings, *found)})
         if log:
             log(f"building {req.name} for {';'.join(req.arch_list)} with nvcc "
                 f"{tc.toolkit.full_version} ({tc.toolkit.root}), {inputs.compiler}")

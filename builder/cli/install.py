@@ -9,6 +9,20 @@ from typing import Any
 import click
 
 
+def show_lock_warnings(lockfile: Path) -> None:
+    """Print the lockfile's recorded warnings on stderr, before any work starts."""
+    from builder.cli import color
+    from builder.lock.notices import lockfile_warnings
+
+    warnings = lockfile_warnings(lockfile)
+    if warnings:
+        click.echo(f"{lockfile} records {len(warnings)} warning(s) from when it was locked:",
+                   err=True)
+    for warning in warnings:
+        click.secho("warning: ", fg="yellow", err=True, nl=False, color=color())
+        click.echo(warning, err=True)
+
+
 def _err_console() -> Any:
     from rich.console import Console
 
@@ -35,6 +49,7 @@ def install(lockfile: Path, prefix: Path | None, force: bool, channels: tuple[st
     if prefix is None:
         stem = lockfile.name.split(".conda-lock")[0].split(".")[0]
         prefix = Path(".envbuild") / "envs" / stem
+    show_lock_warnings(lockfile)
     result = do_install(InstallRequest(lockfile=lockfile, prefix=prefix, force=force,
                                        channels=channels, offline=offline,
                                        progress=sys.stderr.isatty()))
@@ -70,9 +85,12 @@ def install(lockfile: Path, prefix: Path | None, force: bool, channels: tuple[st
 def env(spec: Path, cuda: str | None, prefix: Path | None, lockfile: Path | None,
         channels: tuple[str, ...], offline: bool, as_json: bool) -> None:
     """Resolve, lock (if missing), install, build ops and run sanity checks."""
-    from builder.env import run_env
+    from builder.env import env_lockfile, run_env
     from builder.env_stages import EnvRequest
 
+    existing = env_lockfile(spec, cuda, lockfile)
+    if existing is not None:
+        show_lock_warnings(existing)
     result = run_env(EnvRequest(spec=spec, cuda=cuda, prefix=prefix, lockfile=lockfile,
                                 channels=channels, offline=offline,
                                 progress=sys.stderr.isatty()))
