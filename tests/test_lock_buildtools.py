@@ -139,8 +139,10 @@ def test_allow_incomplete_records_each_gap(tmp_path: Path) -> None:
 
 @needs_snapshot
 def test_cli_refusal_is_exit_1_without_a_traceback(tmp_path: Path) -> None:
-    out = run_cli("lock", "envspecs/mask2former.yaml", "--cuda", "11.7", "--channel-snapshot",
+    from tests.helpers.lock import MINI_SPEC
+
+    out = run_cli("lock", str(MINI_SPEC), "--cuda", "11.7", "--channel-snapshot",
                   str(SNAPSHOT), "-o", str(tmp_path / "m.conda-lock.yml"))
     assert out.returncode == 1, out.stderr
-    assert "build toolchain for mask2former, CUDA 11.7 is incomplete" in out.stderr
+    assert "build toolchain for m2f-mini, CUDA 11.7 is incomplete" in out.stderr
     assert "Traceback" not in out.stderr and not (tmp_path / "m.conda-lock.yml").exists()
