@@ -252,8 +252,39 @@ def pin_sources(loaded: LoadedSpec,
         known = ", ".join(sorted(loaded.spec.sources)) or "none"
         raise UsageError(f"--source names unknown source(s) {', '.join(unknown)} "
                          f"(the spec defines: {known})")
-    return tuple(pin_source(n, loaded.spec.sources[n], loaded, overrides)
-                 for n in sorted(loaded.spec.sources))
+    return _pin_parallel(loaded, overrides)
+
+
+def _pin_parallel(loaded: LoadedSpec, overrides: Mapping[str, Path]) -> tuple[PinnedSource, ...]:
+    """Pin sources concurrently (git fetches wait on the network), the first error first.
+
+    Sources that share a git URL share one cache repository, whose file lock does not
+    exclude threads of one process: they are pinned one after the other in one worker.
+    """
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    groups: dict[str, list[str]] = {}
+    for name in sorted(loaded.spec.sources):
+        src = loaded.spec.sources[name]
+        key = src.git if isinstance(src, GitSource) and name not in overrides else name
+        groups.setdefault(key, []).append(name)
+    if len(groups) <= 1:
+        return tuple(pin_source(n, loaded.spec.sources[n], loaded, overrides)
+                     for n in sorted(loaded.spec.sources))
+
+    def run(names: list[str]) -> list[PinnedSource]:
+        return [pin_source(n, loaded.spec.sources[n], loaded, overrides) for n in names]
+
+    with ThreadPoolExecutor(max_workers=min(8, len(groups))) as pool:
+        futures = [pool.submit(run, names) for names in groups.values()]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for fut in pending:
+            fut.cancel()
+        failed = [f for f in futures if f.done() and not f.cancelled() and f.exception()]
+        if failed:
+            raise failed[0].exception()  # type: ignore[misc]
+        pinned = [p for f in futures for p in f.result()]
+    return tuple(sorted(pinned, key=lambda p: p.name))
 
 
 def fetch_source(
