@@ -56,3 +56,35 @@ def test_reinstall_from_cache_without_network(local: LocalChannel,  # noqa: F811
     record("re-install from cache with no network (unshare -n)", trials=1,
            offline_reinstall_ok="1/1", empty_cache_control_refused="1/1",
            requests_while_warm=len(fetched))
+
+
+EXIT_TRIALS = 50  # per command
+
+
+def test_no_abort_at_exit_after_a_network_error(tmp_path: Path) -> None:
+    """``lock`` and ``env`` with no network at all (rattler cannot fetch repodata): every run
+    prints the error and exits 1 as DESIGN.md says, never ``Fatal Python error:
+    PyGILState_Release`` (134) or a segfault (139) from rattler's threads at exit."""
+    reason = unshare_net_reason()
+    if reason:
+        pytest.skip(reason)
+    spec = tmp_path / "net.yaml"
+    spec.write_text('name: net\npython: "3.11"\ntorch: "2.4.1"\ntorch_from: pypi\n'
+                    "torchvision: false\nconda: [numpy]\n")
+    commands = {
+        "lock": ["lock", str(spec), "-o", str(tmp_path / "net.conda-lock.yml")],
+        "env": ["env", str(spec), "--prefix", str(tmp_path / "p"),
+                "--lockfile", str(tmp_path / "env.conda-lock.yml")],
+    }
+    codes: dict[str, list[int]] = {name: [] for name in commands}
+    for name, args in commands.items():
+        for _ in range(EXIT_TRIALS):
+            rc, _, err, _ = run_to_end(args, tmp_path / "logs", prefix_cmd=("unshare", "-n"),
+                                       timeout=120)
+            codes[name].append(rc)
+            assert "Fatal Python error" not in err and "Traceback" not in err, err
+            assert rc == 1 and "cannot read conda channel repodata" in err, (name, rc, err)
+    assert not (tmp_path / "p").exists() and not (tmp_path / "p.envbuild-gens").exists()
+    assert not list(tmp_path.glob("*.conda-lock.yml")) and not list(tmp_path.glob(".*.tmp"))
+    record("offline exit codes (unshare -n, rattler network error)", **{
+        f"{name}_exit_1": f"{rcs.count(1)}/{len(rcs)}" for name, rcs in codes.items()})

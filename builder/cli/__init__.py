@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -136,6 +136,48 @@ def main(argv: list[str] | None = None) -> None:
                 1, as_json, plain=True)
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def run() -> NoReturn:
+    """The ``envbuild`` program: :func:`main`, then end the process without finalizing.
+
+    Why ``os._exit``: rattler answers a failed repodata request as soon as the first one
+    fails, while its other requests are still in flight on tokio worker threads that the
+    Python side cannot join.  When one of them finishes during interpreter finalization it
+    takes the GIL of a dying interpreter: ``Fatal Python error: PyGILState_Release`` (exit
+    134) or a segfault (139), in about half of offline runs, after the right message was
+    printed.  A command has nothing left to do once :func:`main` returns (files are written
+    and closed by then, temp dirs removed by their ``with`` blocks), so the output streams
+    and logging are flushed and the process ends with the contract's exit code; the
+    finalization in which the race happens never runs.
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc.code)
+    _flush_and_exit(code)
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _flush_and_exit(code: int) -> NoReturn:
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 1  # stdout closed early (a pipe): nothing more to say
+    os._exit(code)
 
 
 def color() -> bool | None:

@@ -82,9 +82,25 @@ class Generations:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the per-prefix lock; a second process waits and says so."""
+        """Hold the per-prefix lock; a second process waits and says so.  When the run
+        fails before anything was made for the prefix, the lock's directory goes too."""
+        fresh = not self.exists()
         with file_lock(self.root / ".lock", what=f"prefix {self.prefix}"):
-            yield
+            try:
+                yield
+            except BaseException:
+                if fresh:
+                    self._remove_if_unused()
+                raise
+
+    def _remove_if_unused(self) -> None:
+        """Remove ``NAME.envbuild-gens`` when it holds nothing but the lock (lock held)."""
+        if self.prefix.is_symlink() or not self.root.is_dir():
+            return
+        if {p.name for p in self.root.iterdir()} <= {".lock"}:
+            (self.root / ".lock").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self.root.rmdir()
 
     def current(self) -> int | None:
         """Number of the generation ``PREFIX`` points at, or None."""

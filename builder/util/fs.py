@@ -123,13 +123,14 @@ def file_lock(path: Path, *, what: str | None = None, quiet: bool = False,
     file this user may only read (another member of a shared store made it) still locks:
     ``flock`` needs no write access; only the holder's pid is then not recorded.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _open_lock(path, mode)
-    try:
+    told = quiet
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = _open_lock(path, mode)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            if not quiet:
+            if not told:
                 holder = _read_holder(fd)
                 print(
                     f"waiting for the lock on {what or path}"
@@ -137,7 +138,12 @@ def file_lock(path: Path, *, what: str | None = None, quiet: bool = False,
                     + " ...",
                     file=sys.stderr,
                 )
+                told = True
             fcntl.flock(fd, fcntl.LOCK_EX)
+        if _still_linked(fd, path):
+            break
+        os.close(fd)  # the holder removed the lock file with what it guarded: lock anew
+    try:
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -171,6 +177,13 @@ def try_file_lock(path: Path) -> Iterator[bool]:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _still_linked(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _open_lock(path: Path, mode: int | None) -> int:
