@@ -70,6 +70,8 @@ def lock(spec_path: Path, cuda: str | None, channel_snapshot: Path | None,
                    "input_hash": result.input_hash, "cuda": resolution.cuda,
                    "conda_packages": result.conda_count, "pip_packages": result.pip_count,
                    "nvcc": result.nvcc, "warnings": list(result.warnings),
+                   "toolchain": [p.model_dump(mode="json", exclude_none=True)
+                                 for p in result.toolchain],
                    "timings": dict(result.timings)})
         return
     for warning in result.warnings:

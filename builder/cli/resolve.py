@@ -121,6 +121,13 @@ def render(res: dict[str, Any]) -> str:
         lines.append(f"  nvcc           {tc['nvcc_spec']}  ({tc['cxx_std']})")
         lines += [f"    fallback     {s}" for s in tc["nvcc_fallback_specs"]]
         lines += [f"    with         {s}" for s in tc["extra_conda"]]
+    for piece in res.get("build_toolchain", []):
+        if piece["piece"] in {"compiler", "nvcc"}:
+            continue  # shown above
+        provs = [p["spec"] + (" (pypi)" if p["kind"] == "pypi" else "")
+                 for p in piece["providers"]] or ["(no provider known)"]
+        head = piece["headers"][0] if piece["headers"] else piece["piece"]
+        lines.append(f"  {piece['piece']:<13}  {head}: " + (pad + "  or ").join(provs))
     if res.get("driver_min"):
         lines.append(f"  driver         >= {res['driver_min']}")
     lines.append(f"  channels       {', '.join(res['channels'])}")

@@ -150,7 +150,7 @@ def run_lock(req: LockRequest) -> LockResult:
         atomic_write_text(req.output, text)  # the lockfile last: it is what others read
     return LockResult(path=req.output, environment_path=env_path, input_hash=meta.input_hash,
                       conda_count=len(records), pip_count=len(pip), timings=timer.timings,
-                      warnings=meta.warnings, nvcc=conda.nvcc)
+                      warnings=meta.warnings, nvcc=conda.nvcc, toolchain=meta.toolchain)
 
 
 def _diff_list(kind: str, old: list[str], new: list[str]) -> list[str]:

@@ -59,6 +59,7 @@ class LockResult:
     timings: dict[str, float]
     warnings: tuple[str, ...]
     nvcc: str | None = None
+    toolchain: tuple[LockedPiece, ...] = ()  # the op build toolchain as locked
 
 
 @dataclass
