@@ -254,3 +254,70 @@ def test_kill_9_during_build(layered_prefix: Path, tmp_path: Path) -> None:  # n
            store_never_serves_partial=f"{store_ok}/{trials}", outcomes=dict(outcome),
            failures=failures)
     assert not failures, "\n".join(failures)
+
+
+# --------------------------------------------------------------------------- lock
+
+LOCK_TRIALS = 16  # half the kills drawn over the whole run, half over its last 40 %
+LOCK_SEED = 12_2026
+
+
+def _lock_variant(lockfiles: Path) -> tuple[str | None, str | None]:
+    """(the spec name the lockfile records, the name environment.yml gives)."""
+    import re
+
+    lock = lockfiles / "mini.conda-lock.yml"
+    env = lockfiles / "mini.environment.yml"
+    in_lock = re.search(r"envbuild\.spec_name: (\S+)", lock.read_text()) if lock.exists() else None
+    in_env = re.search(r"^name: (\S+?)-cu117$", env.read_text(), re.M) if env.exists() else None
+    return (in_lock.group(1) if in_lock else None, in_env.group(1) if in_env else None)
+
+
+def test_kill_9_during_lock(tmp_path: Path) -> None:
+    """A killed ``lock`` leaves no temp file and never an environment.yml of a lockfile that
+    was not written: both files are the previous run's, or both the new run's."""
+    from tests.helpers import DATA, SNAPSHOT, snapshot_missing_reason
+
+    reason = snapshot_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    spec = tmp_path / "envspecs" / "mini.yaml"
+    spec.parent.mkdir()
+    body = (DATA / "lock" / "m2f-mini.yaml").read_text()
+    lockfiles = tmp_path / "lockfiles"
+    args = ["lock", str(spec), "--cuda", "11.7", "--channel-snapshot", str(SNAPSHOT),
+            "--allow-incomplete", "-o", str(lockfiles / "mini.conda-lock.yml")]
+    logs = tmp_path / "logs"
+
+    def write_spec(variant: int) -> None:
+        spec.write_text(body.replace("name: m2f-mini", f"name: mini-v{variant}"))
+
+    write_spec(0)
+    rc, _, err, secs = run_to_end(args, logs)
+    assert rc == 0, err
+    assert _lock_variant(lockfiles) == ("mini-v0", "mini-v0")
+    rng = random.Random(LOCK_SEED)
+    failures, outcome = [], Counter[str]()
+    current = 0
+    for trial in range(LOCK_TRIALS):
+        write_spec(trial + 1)
+        delay = rng.uniform(0, secs) if trial % 2 else rng.uniform(0.6 * secs, secs)
+        killed = kill_after(spawn_cli(args, logs), delay)
+        outcome["killed" if killed else "finished before the kill"] += 1
+        seen = _lock_variant(lockfiles)
+        temps = sorted(p.name for p in lockfiles.iterdir() if p.name.endswith(".tmp"))
+        if temps:
+            failures.append(f"trial {trial} (kill at {delay:.2f}s): temp files left: {temps}")
+        if seen[0] != seen[1] or seen[0] not in (f"mini-v{current}", f"mini-v{trial + 1}"):
+            failures.append(f"trial {trial} (kill at {delay:.2f}s): lockfile says {seen[0]}, "
+                            f"environment.yml says {seen[1]}")
+        if seen[0] == f"mini-v{trial + 1}":
+            outcome["new lock already written"] += 1
+        current = int(str(seen[0]).rsplit("v", 1)[-1]) if seen[0] else current
+    rc, _, err, _ = run_to_end(args, logs)
+    assert rc == 0, err
+    assert _lock_variant(lockfiles) == (f"mini-v{LOCK_TRIALS}",) * 2
+    assert not failures, "\n".join(failures)
+    record("kill -9 during lock", trials=LOCK_TRIALS, seed=LOCK_SEED,
+           lock_seconds=round(secs, 2), consistent_pair=f"{LOCK_TRIALS}/{LOCK_TRIALS}",
+           temp_files_left=0, **dict(outcome))

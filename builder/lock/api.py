@@ -26,7 +26,7 @@ from builder.lock.pipeline import (
     solve_conda,
 )
 from builder.lock.render import environment_path, pip_option_lines, render_environment
-from builder.util.fs import atomic_write_text
+from builder.util.fs import atomic_write_many
 
 if TYPE_CHECKING:
     from builder.lock import LockRequest
@@ -146,8 +146,10 @@ def run_lock(req: LockRequest) -> LockResult:
         channels = [e.url for e in conda.plan.all_entries]
         text, env_text, meta = _texts(req, prep, packages, meta_args, channels)
         env_path = environment_path(req.output)
-        atomic_write_text(env_path, env_text)
-        atomic_write_text(req.output, text)  # the lockfile last: it is what others read
+        # both written and synced before either is published; the lockfile last (it is
+        # what others read): a killed lock leaves both old files, or both new
+        atomic_write_many([(env_path, env_text.encode("utf-8")),
+                           (req.output, text.encode("utf-8"))])
     return LockResult(path=req.output, environment_path=env_path, input_hash=meta.input_hash,
                       conda_count=len(records), pip_count=len(pip), timings=timer.timings,
                       warnings=meta.warnings, nvcc=conda.nvcc, toolchain=meta.toolchain)

@@ -17,7 +17,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from builder.errors import EnvbuildError
@@ -31,19 +31,104 @@ CACHEDIR_TAG = (
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` so readers see the old or the new file, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    atomic_write_many([(path, data)], mode=mode)
+
+
+def atomic_write_many(items: Sequence[tuple[Path, bytes]], *, mode: int = 0o644) -> None:
+    """Write several files so that none is published before all are written and synced.
+
+    Each file is written first into an unnamed file in its directory (``O_TMPFILE``: a
+    process killed while writing leaves no name behind), then all are published in
+    order, back to back, each by one ``os.replace`` (put the file others read last).
+    Where ``O_TMPFILE`` is not supported a named ``.NAME.PID.*.tmp`` is used, and such
+    files of dead processes are swept by the next write.
+    """
+    staged: list[_Staged] = []
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        for path, data in items:
+            staged.append(_stage(path, data, mode))
+        for (path, _), st in zip(items, staged, strict=True):
+            st.publish(path)
+    finally:
+        for st in staged:
+            st.discard()
+
+
+class _Staged:
+    """One written, synced file not yet in place: an fd (unnamed) or a named temp file."""
+
+    def __init__(self, fd: int | None, tmp: Path | None) -> None:
+        self.fd, self.tmp = fd, tmp
+
+    def publish(self, path: Path) -> None:
+        if self.fd is not None:
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+            # a dir fd makes os.link use linkat(AT_SYMLINK_FOLLOW): the file, not /proc's link
+            dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.link(f"/proc/self/fd/{self.fd}", tmp.name, dst_dir_fd=dirfd)
+            finally:
+                os.close(dirfd)
+            self.tmp = tmp
+        assert self.tmp is not None
+        os.replace(self.tmp, path)
+        self.tmp = None
+
+    def discard(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
+            self.tmp = None
+
+
+def _stage(path: Path, data: bytes, mode: int) -> _Staged:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path.parent, os.O_TMPFILE | os.O_WRONLY, mode)
+        unnamed = os.path.exists(f"/proc/self/fd/{fd}")
+    except (AttributeError, OSError):
+        fd, unnamed = -1, False
+    if not unnamed:
+        if fd >= 0:
+            os.close(fd)
+        _sweep_dead_temps(path)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
+                                    dir=path.parent)
+        staged = _Staged(None, Path(name))
+    else:
+        staged = _Staged(fd, None)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        os.fchmod(fd, mode)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if staged.fd is None:
+            os.close(fd)
+        staged.discard()
         raise
+    if staged.fd is None:
+        os.close(fd)
+    return staged
+
+
+def _sweep_dead_temps(path: Path) -> None:
+    """Remove ``.NAME.PID.*.tmp`` left by killed writers (their pid gone, a minute old)."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        try:
+            if not pid.isdigit() or time.time() - tmp.stat().st_mtime < 60:
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        except OSError:
+            continue
 
 
 def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
