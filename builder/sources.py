@@ -105,8 +105,29 @@ def _git_env() -> dict[str, str]:
     return env
 
 
-def _git(*args: str | os.PathLike[str], cwd: Path | None = None) -> str:
-    return cmd.run(["git", *args], cwd=cwd, env=_git_env(), timeout=GIT_TIMEOUT).stdout.strip()
+def _git(*args: str | os.PathLike[str], cwd: Path | None = None,
+         env: dict[str, str] | None = None) -> str:
+    return cmd.run(["git", *args], cwd=cwd, env=env or _git_env(),
+                   timeout=GIT_TIMEOUT).stdout.strip()
+
+
+def _url_for_argv(url: str) -> tuple[str, dict[str, str]]:
+    """(the URL to put on git's command line, git's environment).
+
+    A URL with credentials never goes on the command line (every user of the machine can
+    read ``/proc/PID/cmdline``): git gets ``envbuild+<URL without them>``, and a
+    ``url.<URL>.insteadOf`` rule in its environment (readable by this user only) turns it
+    back into the real one.
+    """
+    from builder.util.redact import has_credentials, redact
+
+    env = _git_env()
+    if not has_credentials(url):
+        return url, env
+    shown = f"envbuild+{redact(url)}"  # no such transport: only the rule makes it work
+    env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"url.{url}.insteadOf",
+                "GIT_CONFIG_VALUE_0": shown})
+    return shown, env
 
 
 def is_git_repo(path: Path) -> bool:
@@ -191,7 +212,9 @@ def _fetch_into_mirror(name: str, url: str, rev: str) -> Path:
         refspecs = [rev] if _FULL_SHA.match(rev) else [
             "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]
         try:
-            _git("-C", mirror, "fetch", "--quiet", "--no-write-fetch-head", url, *refspecs)
+            shown, env = _url_for_argv(url)
+            _git("-C", mirror, "fetch", "--quiet", "--no-write-fetch-head", shown, *refspecs,
+                 env=env)
         except CommandError as exc:
             raise _unreachable(name, url, exc.stderr_tail) from None
     return mirror
