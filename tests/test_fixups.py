@@ -137,3 +137,17 @@ def test_every_fixup_and_check_the_matrix_names_exists_in_the_code() -> None:
         for kind in rule.sanity:
             assert kind in typing.get_args(SanityKind) and kind in modules, kind
     assert {r.name for r in rules} <= set(REGISTRY)
+
+
+def test_the_build_plan_passes_the_ops_skip_fixups(tmp_path: Path) -> None:
+    from builder.build.plan import skip_fixups
+    from builder.spec import load_spec
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text('name: t\npython: "3.11"\ntorch: "2.14.1"\ntorch_from: pypi\n'
+                    "sources: {s: {path: .}}\n"
+                    "ops:\n  - {name: a, source: s, skip_fixups: [dispatch-scalar-type]}\n"
+                    "  - {name: b, source: s}\n")
+    loaded = load_spec(spec)
+    assert skip_fixups(loaded.spec, "a") == ("dispatch-scalar-type",)
+    assert skip_fixups(loaded.spec, "b") == ()
