@@ -23,6 +23,7 @@ LOGS = DATA / "build-logs"
     ("setup-requires-visible-gpu.log", "setup-requires-visible-gpu", "CUDA is not available"),
     ("disk-full.log", "disk-full", "disk filled up"),
     ("wholepkg-type-dispatch.log", "deprecated-type-properties", "tensor.type()"),
+    ("torch-th-removed.log", "torch-th-removed", "TH/TH.h"),
 ])
 def test_recorded_logs(log: str, expected: str, in_cause: str) -> None:
     found = diagnose((LOGS / log).read_text())
@@ -117,3 +118,17 @@ def test_no_first_error_in_a_clean_log_and_long_tracebacks_are_cut() -> None:
     first = first_error(f"Traceback (most recent call last):\n{frames}ValueError: bad\n")
     assert first is not None and first.excerpt.splitlines()[-1] == "ValueError: bad"
     assert "lines of frames" in first.excerpt and len(first.excerpt.splitlines()) <= 20
+
+
+def test_context_lines_are_cut_and_stop_at_the_next_build_step() -> None:
+    command = "  [1/2] /usr/bin/g++ " + "-I/some/include " * 100 + "-c k.cpp"
+    log = "\n".join([command, "  FAILED: k.o",
+                     "  k.cpp:3:10: fatal error: THC/THC.h: No such file or directory",
+                     "      3 | #include <THC/THC.h>", "  [2/2] /usr/bin/g++ -c j.cpp",
+                     "  compilation terminated."])
+    first = first_error(log)
+    assert first is not None and first.location == "k.cpp:3"
+    lines = first.excerpt.splitlines()
+    assert all(len(line) <= 250 for line in lines) and lines[0].endswith(" ...")
+    assert lines[-1].strip() == "3 | #include <THC/THC.h>"  # not the next ninja step
+    assert [d.id for d in diagnose(log)] == ["torch-th-removed"]

@@ -100,7 +100,8 @@ def first_error(log: str, starts: tuple[ErrorStart, ...] | None = None,
             m = rx.search(text)
             if m is None:
                 continue
-            end = _traceback_end(lines, i) if row.kind == "traceback" else i + 1 + row.after
+            end = (_traceback_end(lines, i) if row.kind == "traceback"
+                   else _context_end(lines, i, row.after))
             body = lines[max(0, i - row.before):min(len(lines), end)]
             if row.kind == "traceback" and len(body) > _MAX_TRACEBACK + row.before:
                 keep = row.before + 1
@@ -114,10 +115,10 @@ def first_error(log: str, starts: tuple[ErrorStart, ...] | None = None,
                 if own is not None:
                     body.append(lines[own[1]])
                     where = f"{own[0]} (error reported in {where})"
-            excerpt = "\n".join(body)
             if strip:
-                excerpt = excerpt.replace(strip.rstrip("/") + "/", "")
+                body = [line.replace(strip.rstrip("/") + "/", "") for line in body]
                 where = where.replace(strip.rstrip("/") + "/", "") if where else None
+            excerpt = "\n".join(_short(line) for line in body)
             return FirstError(kind=row.kind, line=i + 1, location=where, excerpt=excerpt)
     return None
 
@@ -131,6 +132,24 @@ def _own_location(lines: list[str], start: int, root: str) -> tuple[str, int] | 
         if m:
             return f"{m.group(1)}:{m.group(2)}", j
     return None
+
+
+_LINE_MAX = 240
+_NINJA_STEP = re.compile(r"^\s*(?:\[\d+/\d+\]|FAILED:) ")
+
+
+def _short(line: str) -> str:
+    """A context line cut to a readable length (compiler command lines run to kilobytes)."""
+    return line if len(line) <= _LINE_MAX else line[:_LINE_MAX] + " ..."
+
+
+def _context_end(lines: list[str], start: int, after: int) -> int:
+    """Index just past the context after an error line: ``after`` lines, stopping at the next
+    build step (ninja's ``[n/m]``)."""
+    end = start + 1
+    while end < len(lines) and end <= start + after and not _NINJA_STEP.match(lines[end]):
+        end += 1
+    return end
 
 
 def _traceback_end(lines: list[str], start: int) -> int:
