@@ -141,9 +141,13 @@ def test_without_the_shim_the_gate_refuses_and_the_report_shows_the_real_error(
     shows setup.py's traceback and the gate diagnosis before pip's wrapper text."""
     monkeypatch.setattr(ops, "find_gate", lambda _src: None)
     monkeypatch.setenv("ENVBUILD_HOME", str(tmp_path / "home"))
+    said: list[str] = []
     with pytest.raises(BuildFailed) as err:
         build_op(OpBuildRequest(name="gated", source_dir=DATA / "ops" / "gated",
-                                prefix=gpuless_prefix, arch_list=ARCH), store=Store(tmp_path / "s"))
+                                prefix=gpuless_prefix, arch_list=ARCH), store=Store(tmp_path / "s"),
+                 log=said.append)
+    [building] = [line for line in said if line.startswith("building gated for")]
+    assert "fixup dispatch-scalar-type@1 (auto): 1 file(s)" in building  # said before the fail
     text = err.value.message
     assert text.startswith("building gated failed")
     assert "first error (traceback" in text and "[setup-requires-visible-gpu]" in text

@@ -250,7 +250,8 @@ def build_op(req: OpBuildRequest, store: Store | None = None,
             tc = tc.model_copy(update={"warnings": (*tc.warnings, *found)})
         if log:
             log(f"building {req.name} for {';'.join(req.arch_list)} with nvcc "
-                f"{tc.toolkit.full_version} ({tc.toolkit.root}), {inputs.compiler}")
+                f"{tc.toolkit.full_version} ({tc.toolkit.root}), {inputs.compiler}"
+                + (f"; {_scan_detail(fixups, gate)}" if fixups or gate else ""))
         _compile(req, tc, out, steps, fixups, gate)
 
     meta = {"inputs": inputs.model_dump(mode="json"), "schema": 1,
