@@ -151,33 +151,41 @@ def stage_install(ctx: Context) -> tuple[Action, str]:
 
 
 def stage_build(ctx: Context) -> tuple[Action, str]:
-    """Compile the spec's ops into the prefix (cache hits come from the build store)."""
+    """Compile the spec's ops into the prefix (cache hits come from the build store); the
+    install plan (collisions, each op's dependencies) is checked before any install."""
     ops = tuple(getattr(ctx.resolution, "ops", ()) or ())
     if not ops:
         return "skipped", "the spec has no ops"
-    build_op = _optional("builder.build.ops", "build_op")
-    request = _optional("builder.build.ops", "OpBuildRequest")
-    if build_op is None or request is None:
-        return "missing", "builder.build.ops.build_op is not available"
+    prepare = _optional("builder.build.ops", "prepare_op")
+    if prepare is None:
+        return "missing", "builder.build.ops.prepare_op is not available"
     from builder import paths
-    from builder.build.plan import skip_fixups
+    from builder.build.ops import OpBuildRequest, install_prepared
+    from builder.build.plan import skip_fixups, source_pins
+    from builder.build.records import OpOrigin
     from builder.sources import fetch_source
 
     pinned = {p.name: p for p in _pinned_sources(ctx)}
-    res, done = ctx.resolution, []
+    res, prepared = ctx.resolution, []
     for op in ops:
         if op.source not in pinned:
             raise CheckFailed(f"lockfile {ctx.lockfile} pins no source {op.source!r}",
                               hint="run `make lock`")
-        root = fetch_source(pinned[op.source], paths.sources_cache(),
-                            spec_dir=ctx.loaded.path.parent)
-        out = build_op(request(
+        pin = pinned[op.source]
+        root = fetch_source(pin, paths.sources_cache(), spec_dir=ctx.loaded.path.parent)
+        location = pin.url if pin.kind == "git" else str(root.resolve())
+        origin = OpOrigin(source=op.source, location=location, commit=pin.commit,
+                          digest=pin.sha256)
+        prepared.append(prepare(OpBuildRequest(
             name=op.name, source_dir=root / op.path, prefix=ctx.prefix,
             arch_list=res.arch_list, fixups=op.fixups,
             skip_fixups=skip_fixups(ctx.loaded.spec, op.name),
-            cxx_std=res.toolchain.cxx_std if res.toolchain else None))
-        done.append(f"{op.name} ({'cached' if out.cache_hit else 'built'})")
-    return "done", ", ".join(done)
+            cxx_std=res.toolchain.cxx_std if res.toolchain else None, origin=origin,
+            sanity=op.sanity, requirements=source_pins(origin, pin.rev),
+            spec=ctx.loaded.path)))
+    results = install_prepared(prepared)
+    return "done", ", ".join(f"{r.name} ({'cached' if r.cache_hit else 'built'})"
+                             for r in results)
 
 
 def _pinned_sources(ctx: Context) -> list[Any]:

@@ -2,7 +2,8 @@
 
 ``toolchain`` -> ``source-digest`` (also reads the source for automatic fixups and a GPU
 gate) -> ``key`` -> (store miss: ``preflight`` -> ``copy`` -> ``fixups`` -> ``compile`` ->
-``check-targets`` -> ``check-import`` -> publish) -> ``install``.
+``check-targets`` -> ``check-deps`` -> ``check-import`` -> publish) -> install plan
+(:mod:`install_plan`: collisions, dependencies) -> ``install``.
 
 Every check runs on the candidate wheel inside the store's temp dir, before it is
 published and before the prefix is touched: ``check-import`` unpacks it next to the
@@ -14,31 +15,50 @@ rebuilt once); install is skipped when the prefix already holds this exact build
 
 from __future__ import annotations
 
-import json
 import shutil
 import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from builder import paths
-from builder.build import checks
+from builder.build import checks, quarantine
 from builder.build.buildenv import build_env
 from builder.build.ccache import summary as ccache_summary
+from builder.build.collisions import wheel_dist
+from builder.build.deps import (
+    OpRequirement,
+    check_requirements,
+    describe,
+    missing_module_hint,
+    wheel_requirements,
+)
 from builder.build.diagnose import explain
 from builder.build.fixups import PlannedFixup, apply_fixups, plan_fixups
 from builder.build.gpugate import GpuGate, find_gate, gate_env
 from builder.build.headers import header_preflight
+from builder.build.install_plan import check_plan
+from builder.build.prefixinfo import prefix_info
 from builder.build.preflight import Toolchain, full_preflight, quick_toolchain
+from builder.build.records import OpOrigin, OpRecord, read_record, write_record
+from builder.build.reproducible import (
+    RECIPE,
+    ReproCheck,
+    normalize_wheel,
+    nvcc_flags,
+    prefix_maps,
+    reproducible_env,
+)
 from builder.build.store import KeyInputs, Store, StoreEntry, op_key
 from builder.build.toolchain import find_cuobjdump
 from builder.errors import CheckFailed, CommandError
 from builder.models import Frozen as _Frozen
 from builder.util.cmd import run
-from builder.util.fs import atomic_write_text, remove_tree
-from builder.util.hashing import default_source_exclude, tree_digest
+from builder.util.fs import remove_tree
+from builder.util.hashing import default_source_exclude, payload_digest, tree_digest
 
 
 class OpBuildRequest(_Frozen):
@@ -52,6 +72,10 @@ class OpBuildRequest(_Frozen):
     skip_fixups: tuple[str, ...] = ()  # automatic fixups the spec switched off
     cxx_std: str | None = None  # from the resolution; else derived from torch's version
     require_cuobjdump: bool = False  # fail (not warn) when no cuobjdump can be found
+    origin: OpOrigin = OpOrigin()  # where the code came from (records, messages)
+    sanity: str | None = None
+    requirements: tuple[OpRequirement, ...] = ()  # the matrix's pins for the op's source
+    spec: Path | None = None  # named in messages ("add to SPEC under pip:")
 
 
 class Step(_Frozen):
@@ -70,6 +94,9 @@ class OpBuildResult(_Frozen):
     wheel: Path
     cache_hit: bool
     installed: bool
+    wheel_sha256: str = ""
+    rechecked: bool = False  # a quarantined build passed its checks again (no compile)
+    reproducible: ReproCheck | None = None  # with --check-reproducible
     steps: tuple[Step, ...]
     warnings: tuple[str, ...]
     fixups_applied: tuple[PlannedFixup, ...] = ()
@@ -80,8 +107,8 @@ class BuildFailed(CheckFailed):
     """A compile failed; the message carries the diagnosis and the log tail."""
 
 
-class _Steps:
-    """Collects timed steps."""
+class Steps:
+    """Collects timed steps (and a detail line per step)."""
 
     def __init__(self, op: str = "") -> None:
         self.op = op
@@ -115,21 +142,22 @@ def key_inputs(req: OpBuildRequest, tc: Toolchain, source_digest: str,
     """The store key's inputs for this request and toolchain."""
     return KeyInputs(
         op=req.name, source_digest=source_digest, fixups=tuple(f.key for f in fixups),
-        flags=(gate.key_flag(),) if gate else (),
         torch_version=tc.facts.torch_version or "", torch_cuda=tc.facts.torch_cuda or "",
         nvcc_version=tc.toolkit.full_version,
         compiler=f"{tc.compiler.cxx.name} {tc.compiler.version}",
         arch_list=req.arch_list, python_abi=tc.facts.soabi, cxx_std=tc.cxx_std,
+        flags=(RECIPE, gate.key_flag()) if gate else (RECIPE,),
     )
 
 
-def _compile(req: OpBuildRequest, tc: Toolchain, out: Path, steps: _Steps,
-             fixups: tuple[PlannedFixup, ...], gate: GpuGate | None) -> None:
-    """Copy, fix up, compile and check inside the store's temp dir ``out``.
-
-    On return ``out`` holds the checked wheel and ``build.log``, ready to publish.
-    """
-    work = out / "work"
+def compile_wheel(req: OpBuildRequest, tc: Toolchain, out: Path, steps: Steps,
+                  work: Path, fixups: tuple[PlannedFixup, ...] = (),
+                  gate: GpuGate | None = None) -> Path:
+    """Copy, fix up and compile in the fixed dir ``work`` (emptied first; the caller holds
+    the key's lock); returns the (normalised) wheel in ``out/dist`` with ``out/build.log``
+    beside it.  No checks: :func:`_compile` adds them."""
+    remove_tree(work, inside=work.parent)
+    work.mkdir(parents=True)
     src = work / "src"
     with steps.step("copy"):
         _copy_source(req.source_dir, src)
@@ -140,6 +168,9 @@ def _compile(req: OpBuildRequest, tc: Toolchain, out: Path, steps: _Steps,
     env = build_env(tc, work)
     if gate is not None:
         env = gate_env(env, work)
+    nvcc_extra, not_reproducible = nvcc_flags(tc.toolkit.nvcc)
+    env.update(reproducible_env(_path_maps(tc, work), env, nvcc_extra))
+    steps.details["compile"] = not_reproducible or ""
     with steps.step("compile"):
         cmd: list[str | Path] = [tc.facts.python, "-m", "pip", "wheel", "--no-build-isolation",
                                  "--no-deps", "--no-index", "-v", "-w", out / "dist", src]
@@ -147,17 +178,91 @@ def _compile(req: OpBuildRequest, tc: Toolchain, out: Path, steps: _Steps,
             run(cmd, cwd=src, env=env, log_path=log, echo=True)
         except CommandError as exc:
             raise _failure(req, log, exc, src) from None
-        steps.details["compile"] = ccache_summary(work)
+        steps.details["compile"] = "; ".join(p for p in (ccache_summary(work),
+                                                          not_reproducible) if p)
     wheels = sorted((out / "dist").glob("*.whl"))
     if len(wheels) != 1:
         raise CheckFailed(f"expected one wheel from the build of {req.name}, got {wheels}")
-    with steps.step("check-targets"):
-        steps.details["check-targets"] = _check_targets(req, tc, wheels[0], work)
-    with steps.step("check-import"):
-        _check_candidate(tc, wheels[0], work / "candidate")
-    shutil.move(str(wheels[0]), out / wheels[0].name)
+    normalize_wheel(wheels[0])
+    return wheels[0]
+
+
+def build_ident(inputs: KeyInputs) -> str:
+    """The name of the fixed build dir of an op's source: sha256 of the explicit payload
+    ``{"schema": 1, "op", "source", "fixups"}`` (the key without the toolchain and arches)."""
+    return payload_digest({"schema": 1, "op": inputs.op, "source": inputs.source_digest,
+                           "fixups": list(inputs.fixups)})[:32]
+
+
+def _compile(req: OpBuildRequest, tc: Toolchain, out: Path, steps: Steps, key: str,
+             store: Store, ident: str, fixups: tuple[PlannedFixup, ...],
+             gate: GpuGate | None) -> None:
+    """Compile in the key's fixed build dir, then check, into the store's temp dir ``out``.
+
+    On return ``out`` holds the checked wheel and ``build.log``, ready to publish.  A check
+    that fails after the compile quarantines the wheel and log (:mod:`quarantine`).
+    """
+    with store.build_lock(ident) as work:
+        try:
+            wheel = compile_wheel(req, tc, out, steps, work, fixups, gate)
+        finally:
+            remove_tree(work, inside=store.root)
+    _checked(req, tc, wheel, out, steps, key, store.root)
+
+
+def _checked(req: OpBuildRequest, tc: Toolchain, wheel: Path, out: Path, steps: Steps,
+             key: str, store_root: Path) -> None:
+    """check-targets, check-deps, check-import on ``wheel``; moves it to ``out`` if all pass."""
+    work = out / "check"
+    current = "check-targets"
+    try:
+        with steps.step("check-targets"):
+            steps.details["check-targets"] = _check_targets(req, tc, wheel, work)
+        current = "check-deps"
+        with steps.step("check-deps"):
+            steps.details["check-deps"] = _check_deps(req, tc, wheel)
+        current = "check-import"
+        with steps.step("check-import"):
+            _check_candidate(req, tc, wheel, work / "candidate")
+    except CheckFailed as exc:
+        where = quarantine.keep(store_root, key, wheel, out / "build.log", current, exc.message)
+        raise CheckFailed(f"{req.name} compiled, but {current} failed:\n{exc.message}\n"
+                          + quarantine.notice(where), hint=_CHECK_HINTS.get(current, exc.hint)
+                          or exc.hint) from None
+    shutil.move(str(wheel), out / wheel.name)
     remove_tree(work, inside=out, ignore_errors=True)
     remove_tree(out / "dist", inside=out, ignore_errors=True)
+
+
+_CHECK_HINTS = {
+    "check-deps": "add what is named above (the spec's pip:, then `envbuild env`, or pip "
+                  "install it into the prefix) and run the build again",
+    "check-import": "fix the cause named above (a missing package: add it to the spec's pip:; "
+                    "a broken op: fix its source, which then builds anew) and build again",
+}
+
+
+def _requirements(req: OpBuildRequest, wheel: Path) -> list[OpRequirement]:
+    return [*wheel_requirements(wheel), *req.requirements]
+
+
+def _check_deps(req: OpBuildRequest, tc: Toolchain, wheel: Path) -> str:
+    """The op's Requires-Dist and the matrix's pins for its source, against the prefix."""
+    reqs = _requirements(req, wheel)
+    if not reqs:
+        return "no requirements declared"
+    problems = check_requirements(reqs, prefix_info(tc.facts.python, prefix_env(tc)))
+    if problems:
+        raise CheckFailed(describe(req.name, problems, req.spec))
+    return f"{len(reqs)} requirement(s) met"
+
+
+def _path_maps(tc: Toolchain, work: Path) -> list[tuple[Path, str]]:
+    """The build dir, prefix, site dirs and toolkit, each mapped to a fixed name."""
+    sites = [tc.facts.site_packages]
+    if tc.facts.torch_dir is not None and tc.facts.torch_dir.parent not in sites:
+        sites.append(tc.facts.torch_dir.parent)
+    return prefix_maps(work, tc.prefix, sites, tc.toolkit.root)
 
 
 def _check_targets(req: OpBuildRequest, tc: Toolchain, wheel: Path, work: Path) -> str:
@@ -174,18 +279,24 @@ def _check_targets(req: OpBuildRequest, tc: Toolchain, wheel: Path, work: Path) 
     return f"{checks.check_targets(wheel, req.arch_list, tool, work)} (cuobjdump: {tool})"
 
 
-def _prefix_env(tc: Toolchain) -> dict[str, str]:
+def prefix_env(tc: Toolchain) -> dict[str, str]:
     """The environment pip and python get in the prefix (nothing inherited by accident)."""
     return {"PATH": str(tc.prefix / "bin") + ":/usr/bin:/bin", "HOME": str(paths.home()),
             "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONNOUSERSITE": "1"}
 
 
-def _check_candidate(tc: Toolchain, wheel: Path, where: Path) -> None:
-    """Unpack ``wheel`` into ``where`` and import it there with the prefix's python."""
+def _check_candidate(req: OpBuildRequest, tc: Toolchain, wheel: Path, where: Path) -> None:
+    """Unpack ``wheel`` into ``where`` and import it there with the prefix's python; a
+    ``No module named`` failure names the requirement behind it and its ``pip:`` line."""
     checks.unpack_wheel(wheel, where)
     try:
-        checks.check_import(tc.facts.python, checks.module_names(wheel), _prefix_env(tc),
+        checks.check_import(tc.facts.python, checks.module_names(wheel), prefix_env(tc),
                             where=where)
+    except CheckFailed as exc:
+        hint = missing_module_hint(exc.message, _requirements(req, wheel), None)
+        if not hint:
+            raise
+        raise CheckFailed(f"{exc.message}\n{hint}", hint=exc.hint) from None
     finally:
         remove_tree(where, inside=where.parent, ignore_errors=True)
 
@@ -201,36 +312,54 @@ def _failure(req: OpBuildRequest, log: Path, exc: CommandError, copy: Path) -> B
                        f"full log: {keep}", hint="apply the fix named above and run build again")
 
 
-def _installed_key(req: OpBuildRequest) -> str | None:
-    """The store key of the build the prefix holds for this op, per its record."""
-    record = req.prefix / ".envbuild" / "ops" / f"{req.name}.json"
-    if not record.exists():
-        return None
-    key = json.loads(record.read_text()).get("key")
-    return key if isinstance(key, str) else None
-
-
-def _check_hit(tc: Toolchain, entry: StoreEntry, steps: _Steps) -> None:
+def _check_hit(req: OpBuildRequest, tc: Toolchain, entry: StoreEntry, steps: Steps) -> None:
     """Import-check a stored wheel before it is installed (outside the store: no lock)."""
     with steps.step("check-import"), tempfile.TemporaryDirectory(prefix="envbuild-check-") as d:
-        _check_candidate(tc, entry.wheel, Path(d) / "candidate")
+        _check_candidate(req, tc, entry.wheel, Path(d) / "candidate")
 
 
-def _install(req: OpBuildRequest, tc: Toolchain, entry: StoreEntry, steps: _Steps) -> None:
+def _install(p: PreparedOp) -> None:
     """pip-install the (already checked) stored wheel into the prefix and record it."""
-    with steps.step("install"):
+    req, tc, entry = p.req, p.tc, p.entry
+    with p.steps.step("install"):
         run([tc.facts.python, "-m", "pip", "install", "--no-deps", "--force-reinstall",
-             "--no-index", entry.wheel], env=_prefix_env(tc), echo=True)
-    record = req.prefix / ".envbuild" / "ops" / f"{req.name}.json"
-    atomic_write_text(record, json.dumps({"key": entry.key, "wheel": str(entry.wheel)},
-                                         indent=2, sort_keys=True))
+             "--no-index", entry.wheel], env=prefix_env(tc), echo=True)
+    write_record(req.prefix, OpRecord(
+        key=entry.key, wheel=str(entry.wheel), op=req.name, wheel_sha256=entry.sha256,
+        dist=wheel_dist(entry.wheel), modules=tuple(checks.module_names(entry.wheel)),
+        sanity=req.sanity, origin=req.origin))
 
 
-def build_op(req: OpBuildRequest, store: Store | None = None,
-             log: Callable[[str], None] | None = None) -> OpBuildResult:
-    """Build (or fetch from the store) and install one op; see the module docstring."""
+@dataclass
+class PreparedOp:
+    """An op whose checked wheel is in the store, not yet installed (see :func:`prepare_op`)."""
+
+    req: OpBuildRequest
+    tc: Toolchain
+    entry: StoreEntry
+    hit: bool
+    needs_install: bool
+    steps: Steps
+    rechecked: bool = False
+    fixups: tuple[PlannedFixup, ...] = ()
+    gate: GpuGate | None = None
+    build_ident: str = ""  # which fixed build dir the op's source compiles in
+
+    def result(self) -> OpBuildResult:
+        """The result as ``envbuild build`` reports it."""
+        return OpBuildResult(name=self.req.name, key=self.entry.key, wheel=self.entry.wheel,
+                             cache_hit=self.hit, installed=self.needs_install,
+                             wheel_sha256=self.entry.sha256, rechecked=self.rechecked,
+                             steps=tuple(self.steps.steps), warnings=self.tc.warnings,
+                             fixups_applied=self.fixups, gpu_gate=self.gate)
+
+
+def prepare_op(req: OpBuildRequest, store: Store | None = None,
+               log: Callable[[str], None] | None = None) -> PreparedOp:
+    """Build the op (or take it from the store, or re-check its quarantined build); the
+    prefix is not touched.  A hit that will be installed is import-checked first."""
     store = store or Store()
-    steps = _Steps(req.name)
+    steps = Steps(req.name)
     with steps.step("toolchain"):
         tc = quick_toolchain(req.prefix, req.arch_list, req.cxx_std)
     with steps.step("source-digest"):
@@ -241,9 +370,19 @@ def build_op(req: OpBuildRequest, store: Store | None = None,
         steps.details["source-digest"] = _scan_detail(fixups, gate)
     inputs = key_inputs(req, tc, digest, fixups, gate)
     key = op_key(inputs)
+    ident = build_ident(inputs)
+    rechecked = False
 
     def build(out: Path) -> None:
-        nonlocal tc
+        nonlocal tc, rechecked
+        kept = quarantine.kept(store.root, key)
+        if kept is not None:
+            if log:
+                log(f"{req.name}: checking the kept build {key[:12]} again (it failed "
+                    f"{kept.check} before) instead of compiling")
+            rechecked = True
+            _checked(req, tc, quarantine.restore(kept, out), out, steps, key, store.root)
+            return
         with steps.step("preflight"):
             tc = full_preflight(tc)
             found = header_preflight(tc, req.source_dir, req.name)  # builder/build/headers.py
@@ -252,20 +391,21 @@ def build_op(req: OpBuildRequest, store: Store | None = None,
             log(f"building {req.name} for {';'.join(req.arch_list)} with nvcc "
                 f"{tc.toolkit.full_version} ({tc.toolkit.root}), {inputs.compiler}"
                 + (f"; {_scan_detail(fixups, gate)}" if fixups or gate else ""))
-        _compile(req, tc, out, steps, fixups, gate)
+        _compile(req, tc, out, steps, key, store, ident, fixups, gate)
 
     meta = {"inputs": inputs.model_dump(mode="json"), "schema": 1,
             "fixups_applied": [f.model_dump(mode="json") for f in fixups],
             "gpu_gate": gate.model_dump(mode="json") if gate else None}
     entry, hit = store.get_or_build(key, build, meta, log)
-    installed = _installed_key(req) != key
-    if installed:
-        if hit:
-            entry, hit = _recheck_hit(store, tc, entry, steps, build, meta, log)
-        _install(req, tc, entry, steps)
-    return OpBuildResult(name=req.name, key=key, wheel=entry.wheel, cache_hit=hit,
-                         installed=installed, steps=tuple(steps.steps), warnings=tc.warnings,
-                         fixups_applied=fixups, gpu_gate=gate)
+    if not hit:
+        quarantine.release(store.root, key)
+    record = read_record(req.prefix, req.name)
+    needs_install = record is None or record.key != key
+    if needs_install and hit:
+        entry, hit = _recheck_hit(store, req, tc, entry, steps, build, meta, log)
+    return PreparedOp(req=req, tc=tc, entry=entry, hit=hit, needs_install=needs_install,
+                      steps=steps, rechecked=rechecked, fixups=fixups, gate=gate,
+                      build_ident=ident)
 
 
 def _scan_detail(fixups: tuple[PlannedFixup, ...], gate: GpuGate | None) -> str:
@@ -276,13 +416,28 @@ def _scan_detail(fixups: tuple[PlannedFixup, ...], gate: GpuGate | None) -> str:
     return "; ".join(parts)
 
 
-def _recheck_hit(store: Store, tc: Toolchain, entry: StoreEntry, steps: _Steps,
-                 build: Callable[[Path], None], meta: dict[str, object],
+def install_prepared(prepared: list[PreparedOp]) -> list[OpBuildResult]:
+    """Check the install plan (collisions, dependencies), then install what needs it."""
+    check_plan(prepared)
+    for p in prepared:
+        if p.needs_install:
+            _install(p)
+    return [p.result() for p in prepared]
+
+
+def build_op(req: OpBuildRequest, store: Store | None = None,
+             log: Callable[[str], None] | None = None) -> OpBuildResult:
+    """Build (or fetch from the store) and install one op; see the module docstring."""
+    return install_prepared([prepare_op(req, store, log)])[0]
+
+
+def _recheck_hit(store: Store, req: OpBuildRequest, tc: Toolchain, entry: StoreEntry,
+                 steps: Steps, build: Callable[[Path], None], meta: dict[str, object],
                  log: Callable[[str], None] | None) -> tuple[StoreEntry, bool]:
     """Import-check a hit before installing it; a stored wheel that fails (published by an
     envbuild that checked after publishing) is evicted and rebuilt once, checked."""
     try:
-        _check_hit(tc, entry, steps)
+        _check_hit(req, tc, entry, steps)
     except CheckFailed as exc:
         if log:
             log(f"stored build {entry.key[:12]} does not import ({exc.message.splitlines()[0]}); "

@@ -14,7 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from builder.build.ops import OpBuildRequest, OpBuildResult, build_op
+from builder.build.deps import OpRequirement
+from builder.build.ops import OpBuildRequest, OpBuildResult, install_prepared, prepare_op
+from builder.build.records import OpOrigin
 from builder.errors import UsageError
 
 
@@ -29,6 +31,7 @@ class BuildPlanRequest(BaseModel):
     arch_list: tuple[str, ...] | None = None
     sources: tuple[str, ...] = ()  # NAME=PATH
     only: tuple[str, ...] = ()
+    check_reproducible: bool = False  # build each op again and compare the wheels
 
 
 def resolve_for_host(loaded: Any, cuda: str | None,
@@ -53,8 +56,9 @@ def resolve_for_host(loaded: Any, cuda: str | None,
         return resolve(loaded, ResolveRequest(cuda=cuda))
 
 
-def _source_dir(name: str, loaded: Any, overrides: dict[str, Path]) -> Path:
-    """The directory holding source ``name`` (an override, the path source, or a fetch)."""
+def _source_dir(name: str, loaded: Any, overrides: dict[str, Path]) -> tuple[Path, OpOrigin]:
+    """The directory holding source ``name`` (an override, the path source, or a fetch),
+    and where its code came from (for records, messages and the matrix's pins)."""
     from builder import paths
     from builder.sources import fetch_source, pin_source
     from builder.spec import PathSource
@@ -63,12 +67,27 @@ def _source_dir(name: str, loaded: Any, overrides: dict[str, Path]) -> Path:
     if name in overrides:
         if not overrides[name].is_dir():
             raise UsageError(f"--source {name}={overrides[name]}: no such directory")
-        return overrides[name]
+        where = str(src.git) if not isinstance(src, PathSource) else str(overrides[name])
+        return overrides[name], OpOrigin(source=name, location=where)
     if isinstance(src, PathSource):
-        return Path(loaded.source_path(name))
+        path = Path(loaded.source_path(name))
+        return path, OpOrigin(source=name, location=str(path.resolve()))
     pinned = pin_source(name, src, loaded, overrides)
     root = fetch_source(pinned, paths.sources_cache(), spec_dir=loaded.path.parent)
-    return root / src.subdir if src.subdir else root
+    origin = OpOrigin(source=name, location=str(src.git), commit=pinned.commit)
+    return (root / src.subdir if src.subdir else root), origin
+
+
+def source_pins(origin: OpOrigin, rev: str | None) -> tuple[OpRequirement, ...]:
+    """The matrix's pip pins for a git source, as requirements of its ops (why included)."""
+    from builder.matrix.load import load_matrix
+    from builder.matrix.query import pins_for
+
+    if not origin.location or origin.location.startswith("/"):
+        return ()
+    rules = pins_for(load_matrix(), [(origin.location, origin.commit or rev)])
+    return tuple(OpRequirement(text=pin, why=f"the matrix pin for {rule.repo}: {rule.why}")
+                 for rule in rules for pin in rule.pip)
 
 
 def skip_fixups(spec: Any, op_name: str) -> tuple[str, ...]:
@@ -78,9 +97,9 @@ def skip_fixups(spec: Any, op_name: str) -> tuple[str, ...]:
 
 def build_spec(req: BuildPlanRequest,
                log: Callable[[str], None] | None = None) -> list[OpBuildResult]:
-    """Build every (selected) op of the spec into the prefix, in spec order."""
+    """Build every (selected) op of the spec, check the install plan, then install them."""
     from builder.sources import parse_source_overrides
-    from builder.spec import load_spec
+    from builder.spec import GitSource, load_spec
 
     loaded = load_spec(req.spec)
     overrides = parse_source_overrides(list(req.sources))
@@ -99,9 +118,9 @@ def build_spec(req: BuildPlanRequest,
     if not ops and log:
         # a spec without ops is complete once installed: nothing to build is success
         log(f"{req.spec}: the spec has no ops; nothing to build")
-    results = []
+    prepared = []
     for op in ops:
-        root = _source_dir(op.source, loaded, overrides)
+        root, origin = _source_dir(op.source, loaded, overrides)
         op_dir = (root / op.path).resolve()
         if not (op_dir / "setup.py").exists() and not (op_dir / "pyproject.toml").exists():
             raise UsageError(f"op {op.name}: no setup.py or pyproject.toml in {op_dir}",
@@ -109,8 +128,19 @@ def build_spec(req: BuildPlanRequest,
         if log:
             log(f"op {op.name}: source {op_dir}, arch {';'.join(arch_list)}, "
                 f"fixups named {list(op.fixups) or 'none'} (more may be chosen from the source)")
-        results.append(build_op(OpBuildRequest(
+        src = loaded.spec.sources[op.source]
+        rev = src.rev if isinstance(src, GitSource) else None
+        op_req = OpBuildRequest(
             name=op.name, source_dir=op_dir, prefix=req.prefix, arch_list=arch_list,
             fixups=tuple(op.fixups), skip_fixups=skip_fixups(loaded.spec, op.name),
-            cxx_std=cxx_std), log=log))
-    return results
+            cxx_std=cxx_std, origin=origin, sanity=op.sanity,
+            requirements=source_pins(origin, rev), spec=req.spec)
+        prepared.append(prepare_op(op_req, log=log))
+    results = install_prepared(prepared)
+    if not req.check_reproducible:
+        return results
+    from builder.build.repro_check import check_reproducible
+    from builder.build.store import Store
+
+    return [r.model_copy(update={"reproducible": check_reproducible(p.req, p, Store(), log)})
+            for r, p in zip(results, prepared, strict=True)]

@@ -8,6 +8,8 @@ Layout under :func:`builder.paths.store` (tagged with ``CACHEDIR.TAG``)::
     ops/.evicted-<key>-*  entries moved aside by an eviction, removed by their owner
     locks/<key>.lock      one advisory lock per key (safe on a shared ENVBUILD_STORE)
     tmp/<key>-<random>/   builds in progress (same filesystem, so os.replace publishes)
+    build/<ident>/        the fixed dir one op source is compiled in (under its own lock)
+    quarantine/<key>/     a build that compiled but failed a check (builder.build.quarantine)
 
 A shared store is a root directory its group may write (``chgrp TEAM; chmod 2775``).
 There, whatever the umask of the member who builds, envbuild makes its directories
@@ -35,7 +37,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
@@ -144,6 +146,31 @@ class Store:
             return (f"its wheel's sha256 {actual[:12]} is not the {pinned[:12]} this user "
                     "used before (the entry was replaced)")
         return None
+
+    def build_dir(self, ident: str) -> Path:
+        """The fixed dir an op's source is compiled in (``build/<ident>``; ident names the op,
+        its source digest and fixups).  nvcc names a file's internal symbols after its
+        absolute path, so one source must always compile in the same place to give the same
+        bytes; keys of one source (other arch lists) share the dir, one at a time, so ccache
+        sees the same paths for them too.  Use it only under :meth:`build_lock`."""
+        return self.root / "build" / ident
+
+    @contextlib.contextmanager
+    def build_lock(self, ident: str) -> Iterator[Path]:
+        """Hold the lock of :meth:`build_dir` ``ident`` (taken after a key's lock, never
+        before one); yields the dir."""
+        self._mkdirs()
+        with file_lock(self.root / "locks" / f"build-{ident}.lock",
+                       what=f"build dir {ident[:12]}", mode=self._lock_mode()):
+            yield self.build_dir(ident)
+
+    @contextlib.contextmanager
+    def key_lock(self, key: str) -> Iterator[None]:
+        """Hold ``key``'s lock (the one :meth:`get_or_build` takes)."""
+        self._mkdirs()
+        with file_lock(self.lock_path(key), what=f"store entry {key[:12]}",
+                       mode=self._lock_mode()):
+            yield
 
     def lock_path(self, key: str) -> Path:
         """The advisory lock file of ``key``'s entry and temp dirs."""
@@ -254,7 +281,7 @@ class Store:
     def _mkdirs(self) -> None:
         """``ops/``, ``locks/`` and ``tmp/``; in a shared store group-writable and setgid."""
         shared = self._shared()
-        for name in ("ops", "locks", "tmp"):
+        for name in ("ops", "locks", "tmp", "build", "quarantine"):
             d = self.root / name
             d.mkdir(parents=True, exist_ok=True)
             if shared and d.stat().st_uid == os.getuid():

@@ -32,6 +32,9 @@ class CheckRow(BaseModel):
     status: Literal["PASS", "FAIL", "SKIPPED"]
     reason: str
     seconds: float
+    op: str | None = None  # the op whose build this check tested (None: torch, or unrecorded)
+    source: str | None = None  # "source NAME (URL or path @ commit)", from the op's record
+    commit: str | None = None
 
 
 class SanityReport(BaseModel):
@@ -70,10 +73,21 @@ def _env(prefix: Path) -> dict[str, str]:
     return env
 
 
+def _recorded_ops(prefix: Path) -> list[dict[str, Any]]:
+    """What run_checks.py needs of each op envbuild installed into ``prefix``."""
+    from builder.build.records import read_records
+
+    return [{"op": r.op, "sanity": r.sanity, "modules": list(r.modules),
+             "source": r.origin.describe(), "commit": r.origin.commit}
+            for r in read_records(prefix)]
+
+
 def run_sanity(prefix: Path, kinds: tuple[str, ...] = ()) -> SanityReport:
-    """Run the checks in ``prefix`` and write ``$PREFIX/.envbuild/sanity.json``."""
+    """Run the checks in ``prefix`` (every op recorded there, or only ``kinds``) and write
+    ``$PREFIX/.envbuild/sanity.json``."""
     py = prefix_python(prefix)
     args = [a for k in kinds for a in ("--check", k)]
+    args += ["--ops", json.dumps(_recorded_ops(prefix))]
     res = run([py, SCRIPT, *args], env=_env(prefix), check=False, timeout=1800)
     lines = res.stdout.strip().splitlines()
     if res.returncode != 0 or not lines:
@@ -89,13 +103,15 @@ def run_sanity(prefix: Path, kinds: tuple[str, ...] = ()) -> SanityReport:
 
 
 def table(report: SanityReport) -> str:
-    """A plain-text table: check, device, status, reason."""
-    rows = [("CHECK", "DEVICE", "STATUS", "DETAIL")]
-    rows += [(c.check, c.device or "-", c.status, c.reason) for c in report.checks]
+    """A plain-text table: check, device, status, the op and source tested, reason."""
+    rows = [("CHECK", "DEVICE", "STATUS", "TESTED", "DETAIL")]
+    rows += [(c.check, c.device or "-", c.status,
+              f"{c.op} {c.source}" if c.op else (c.source or "-"), c.reason)
+             for c in report.checks]
     if len(rows) == 1:
-        rows.append(("(none)", "-", "SKIPPED", "no known ops installed in this prefix"))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows]
+        rows.append(("(none)", "-", "SKIPPED", "-", "no known ops installed in this prefix"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
     head = (f"torch {report.torch} (CUDA {report.torch_cuda}) in {report.prefix}; "
             + (", ".join(f"cuda:{d['index']} {d['name']}" for d in report.devices)
                or f"no GPU: {report.no_gpu_reason}"))

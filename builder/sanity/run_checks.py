@@ -1,7 +1,12 @@
-"""Kernel sanity checks, run BY THE PREFIX'S PYTHON: ``python run_checks.py [--check KIND]...``.
+"""Kernel sanity checks, run BY THE PREFIX'S PYTHON:
+``python run_checks.py [--check KIND]... [--ops JSON]``.
 
-Prints one JSON object: ``{"torch", "torch_cuda", "devices", "checks": [...]}`` where each
-check is ``{"check", "device", "status": PASS|FAIL|SKIPPED, "reason", "seconds"}``.
+``--ops`` lists the ops envbuild installed (from ``.envbuild/ops/*.json``): each gets its
+import check and the kernel checks of its kind (``KERNELS``, one entry per kind of
+``kinds.KINDS``).  A kernel kind whose default module is importable but not recorded is
+still checked, as an unrecorded op.  Prints one JSON object: ``{"torch", "torch_cuda",
+"devices", "checks": [...]}`` where each check is ``{"check", "device", "status":
+PASS|FAIL|SKIPPED, "reason", "seconds", "op", "source", "commit"}``.
 Kernel checks call the COMPILED ops directly (never a module that falls back to
 PyTorch).  Without a visible GPU every kernel check is SKIPPED with the reason.
 Imports only torch and the standard library (plus the op being checked).
@@ -24,8 +29,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import msda_reference as ref  # noqa: E402
 import torch  # noqa: E402
+from kinds import KINDS  # noqa: E402
 
-MODULES = {"msdeformattn": "MultiScaleDeformableAttention", "detectron2": "detectron2._C"}
 CHANNELS = (2, 32, 64)  # per-head channel counts the forward checks cover
 
 
@@ -178,23 +183,46 @@ def check_torch(gpus: list[dict[str, Any]], no_gpu: str | None) -> list[dict[str
                    for g in gpus]
 
 
-def check_kind(kind: str, gpus: list[dict[str, Any]], no_gpu: str | None) -> list[dict[str, Any]]:
-    def do_import() -> str:
-        mod = importlib.import_module(MODULES[kind])
-        return f"imported from {getattr(mod, '__file__', '?')}"
+def _msda_kernels() -> dict[str, Callable[[str], str]]:
+    return {"forward-float64": lambda dv: msda_forward(dv, torch.float64, 1e-10, 1e-9),
+            "forward-float32": lambda dv: msda_forward(dv, torch.float32, 1e-4, 1e-3),
+            "gradcheck": msda_gradcheck}
 
-    rows = [_result(f"{kind}.import", None, do_import)]
+
+# kind -> its kernel checks (name -> fn(device)); "import" has none beyond the import
+KERNELS: dict[str, Callable[[], dict[str, Callable[[str], str]]]] = {
+    "msdeformattn": _msda_kernels,
+    "detectron2": lambda: {"box_iou_rotated": detectron2_box_iou_rotated},
+    "import": dict,
+}
+
+
+def _tagged(row: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "op": op.get("op"), "source": op.get("source"), "commit": op.get("commit")}
+
+
+def _import_row(kind: str, op: dict[str, Any]) -> dict[str, Any]:
+    def do_import() -> str:
+        where = []
+        for name in op["modules"]:
+            mod = importlib.import_module(name)
+            where.append(f"{name} from {getattr(mod, '__file__', '?')}")
+        return "imported " + "; ".join(where)
+
+    name = f"{op['op']}.import" if kind == "import" else f"{kind}.import"
+    return _tagged(_result(name, None, do_import), op)
+
+
+def check_op(kind: str, op: dict[str, Any], gpus: list[dict[str, Any]],
+             no_gpu: str | None) -> list[dict[str, Any]]:
+    """The import check of one op, then its kind's kernel checks on every GPU."""
+    rows = [_import_row(kind, op)]
     imported = rows[0]["status"] == "PASS"
-    kernels: dict[str, Callable[[str], str]] = (
-        {"forward-float64": lambda dv: msda_forward(dv, torch.float64, 1e-10, 1e-9),
-         "forward-float32": lambda dv: msda_forward(dv, torch.float32, 1e-4, 1e-3),
-         "gradcheck": msda_gradcheck}
-        if kind == "msdeformattn" else {"box_iou_rotated": detectron2_box_iou_rotated})
-    for name, fn in kernels.items():
+    for name, fn in KERNELS[kind]().items():
         if no_gpu is not None or not imported:
             why = no_gpu or "the op does not import (see the import check)"
-            rows.append({"check": f"{kind}.{name}", "device": None, "status": "SKIPPED",
-                         "reason": why, "seconds": 0.0})
+            rows.append(_tagged({"check": f"{kind}.{name}", "device": None,
+                                 "status": "SKIPPED", "reason": why, "seconds": 0.0}, op))
             continue
         for g in gpus:
             dev = f"cuda:{g['index']}"
@@ -205,21 +233,53 @@ def check_kind(kind: str, gpus: list[dict[str, Any]], no_gpu: str | None) -> lis
                     torch.cuda.synchronize()
                     return out
 
-            rows.append(_result(f"{kind}.{name}", f"{dev} ({g['name']}, sm_{g['capability']})",
-                                run))
+            rows.append(_tagged(_result(f"{kind}.{name}",
+                                        f"{dev} ({g['name']}, sm_{g['capability']})", run), op))
     return rows
 
 
+def plan(recorded: list[dict[str, Any]], wanted: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """(kind, op) pairs to check: every recorded op (its kind, or "import"), and each kernel
+    kind's default module when no recorded op has that kind but the module is importable
+    (or the kind was asked for by name)."""
+    out = []
+    for op in recorded:
+        kind = op.get("sanity") or "import"
+        if kind not in KINDS:
+            kind = "import"
+        modules = op.get("modules") or ([KINDS[kind][0]] if KINDS[kind][0] else [])
+        if modules and (not wanted or kind in wanted):
+            out.append((kind, {**op, "modules": modules}))
+    have = {k for k, _ in out}
+    for kind, (module, _) in KINDS.items():
+        if module is None or kind in have or (wanted and kind not in wanted):
+            continue
+        if kind in wanted or importlib.util.find_spec(module.split(".")[0]) is not None:
+            owner = next((op for op in recorded if module in (op.get("modules") or [])),
+                         {"op": None, "source": "not recorded by envbuild", "commit": None})
+            out.append((kind, {**owner, "modules": [module]}))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    missing = sorted(set(KINDS) - set(KERNELS))
+    if missing:
+        raise SystemExit(f"no checks registered for sanity kind(s) {missing}")
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--check", action="append", choices=sorted(MODULES), default=[])
+    parser.add_argument("--check", action="append", choices=sorted(KINDS), default=[])
+    parser.add_argument("--ops", default="[]", help="JSON list of the recorded ops")
     args = parser.parse_args(argv)
-    kinds = args.check or [k for k, mod in MODULES.items()
-                           if importlib.util.find_spec(mod.split(".")[0]) is not None]
+    targets = plan(json.loads(args.ops), args.check)
     gpus, no_gpu = devices()
     rows: list[dict[str, Any]] = check_torch(gpus, no_gpu)
-    for kind in kinds:
-        rows += check_kind(kind, gpus, no_gpu)
+    for kind in args.check:
+        if not any(k == kind for k, _ in targets):
+            rows.append({"check": f"{kind}.import", "device": None, "status": "SKIPPED",
+                         "reason": f"no op with sanity: {kind} is recorded in this prefix",
+                         "seconds": 0.0, "op": None, "source": None, "commit": None})
+    for kind, op in targets:
+        rows += check_op(kind, op, gpus, no_gpu)
+    kinds = list(dict.fromkeys(k for k, _ in targets)) or list(args.check)
     print(json.dumps({"torch": torch.__version__, "torch_cuda": torch.version.cuda,
                       "python": sys.version.split()[0], "devices": gpus, "no_gpu_reason": no_gpu,
                       "kinds": kinds, "checks": rows}))

@@ -1,0 +1,18 @@
+"""The sanity kinds an op may name (``sanity:`` in a spec) — the one list of them.
+
+Standard library only: ``run_checks.py`` (run by the PREFIX's python) imports it from
+beside itself, and the command line takes its ``--check`` choices from it.  Each kind's
+checks are registered in ``run_checks.KERNELS`` under the same name; every op gets its
+import check whatever its kind.
+"""
+
+from __future__ import annotations
+
+# kind -> (the module its op provides by default, what the kind checks)
+KINDS: dict[str, tuple[str | None, str]] = {
+    "msdeformattn": ("MultiScaleDeformableAttention",
+                     "import; forward (float64, float32) and gradcheck against envbuild's "
+                     "PyTorch reference on each GPU"),
+    "detectron2": ("detectron2._C", "import; box_iou_rotated on each GPU equals the CPU path"),
+    "import": (None, "the op's modules import (after torch), and from where"),
+}
