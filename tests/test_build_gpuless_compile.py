@@ -24,6 +24,7 @@ import pytest
 from builder.build import ops
 from builder.build.gpugate import MECHANISM
 from builder.build.ops import BuildFailed, OpBuildRequest, OpBuildResult, build_op
+from builder.build.reproducible import RECIPE
 from builder.build.store import Store
 from builder.build.toolchain import find_cuobjdump, prefix_facts
 from tests.helpers import DATA, REPO
@@ -78,11 +79,11 @@ def test_the_gated_tree_builds_through_the_shim_named_in_report_and_key(
     res = gpuless["gated"]
     assert res.gpu_gate is not None and res.gpu_gate.mechanism == MECHANISM
     meta = json.loads((res.wheel.parent / "meta.json").read_text())
-    assert meta["inputs"]["flags"] == [f"gpu-gate={MECHANISM}@1"]
+    assert meta["inputs"]["flags"] == [RECIPE, f"gpu-gate={MECHANISM}@1"]
     assert meta["gpu_gate"]["found"] == list(res.gpu_gate.found)
     assert gpuless["wholepkg"].gpu_gate is None
     meta = json.loads((gpuless["wholepkg"].wheel.parent / "meta.json").read_text())
-    assert meta["inputs"]["flags"] == []
+    assert meta["inputs"]["flags"] == [RECIPE]
 
 
 def test_the_dispatch_fixup_was_chosen_from_the_source(gpuless: dict[str, OpBuildResult]) -> None:
