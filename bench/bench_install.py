@@ -4,6 +4,9 @@ Runs in one process on one machine so the figures compare:
 
 * ``install``: a fresh prefix from a warm package cache (``envbuild install``
   in process, generation + activation + state included);
+* ``envbuild install`` as a user types it: a new process per run (start-up, lockfile
+  parse, plan, install), beside ``cp -al`` and ``uv pip install`` of the lockfile's
+  wheels (warm uv cache, ``--no-deps --target`` a new dir) in the same run;
 * ``cp -al``: hardlink-copy of the installed generation (the floor for any
   cache-to-prefix installer);
 * ``noop``: a second ``envbuild install`` of an up-to-date prefix, as a new
@@ -82,6 +85,45 @@ def compare(lockfile: Path, label: str, work: Path, repeat: int) -> list[dict[st
     ]
 
 
+def _uv_install(lockfile: Path, target: Path) -> list[str]:
+    from builder.install.plan import load_plan
+    from builder.lock.pypi_layer import uv_bin
+
+    urls = [p.url for p in load_plan(lockfile, platform="linux-64").pip]
+    return [uv_bin(), "pip", "install", "--no-deps", "--quiet", "--target", str(target),
+            *urls]
+
+
+def compare_cli(lockfile: Path, label: str, work: Path, repeat: int) -> list[dict[str, object]]:
+    """The whole ``envbuild install`` command vs ``cp -al`` and ``uv pip install``."""
+    base = [*envbuild_cmd(), "install", str(lockfile), "--prefix"]
+    gen = (work / f"{label}-warm").resolve()
+    uv_warm = _uv_install(lockfile, work / f"{label}-uvwarm")
+    run_quiet(uv_warm, cwd=REPO)  # warm uv's cache
+    inst, cp, uv = [], [], []
+    for i in range(repeat):
+        inst.append(_time(lambda i=i: run_quiet([*base, str(work / f"{label}-cli{i}")],
+                                                cwd=REPO)))
+        cp.append(_time(lambda i=i: subprocess.run(
+            ["cp", "-al", str(gen), str(work / f"{label}-cc{i}")], check=True)))
+        uv.append(_time(lambda i=i: run_quiet(
+            _uv_install(lockfile, work / f"{label}-uv{i}"), cwd=REPO)))
+    ins, cpal, uvs = statistics.median(inst), statistics.median(cp), statistics.median(uv)
+    shown = f"envbuild install {lockfile.name} --prefix NEW"
+    n_pip = len(uv_warm) - 7
+    return [
+        row(f"{label}: envbuild install into a new prefix (whole command)", ins, "s",
+            runs=repeat, command=shown, note="new process, warm package cache"),
+        row(f"{label}: whole command / cp -al (same run)", ins / cpal, "x", goal=2,
+            runs=repeat, command=shown),
+        row(f"{label}: uv pip install of the lockfile's {n_pip} wheel(s)", uvs, "s",
+            runs=repeat, command="uv pip install --no-deps --target NEW WHEELS",
+            note="warm uv cache; comparator for the pip layer"),
+        row(f"{label}: whole command / uv pip install (same run)", ins / uvs, "x",
+            runs=repeat, command=shown),
+    ]
+
+
 def main() -> None:
     """Run the benchmark and write the JSON results."""
     parser = argparse.ArgumentParser()
@@ -96,15 +138,16 @@ def main() -> None:
     small = write_channel_lockfile(local, work / "bench.conda-lock.yml")
     rows += compare(small, "small env (python, pip, 1 tool, 1 wheel)", work, args.repeat)
     demo_lock = REPO / ".envbuild" / "demo" / "demo-cpu.conda-lock.yml"
-    rows += compare(demo_lock, "demo env (python + torch 2.13.0 CPU, numpy)", work,
-                    args.repeat)
+    demo = "demo env (python + torch 2.13.0 CPU, numpy)"
+    rows += compare(demo_lock, demo, work, args.repeat)
+    rows += compare_cli(demo_lock, demo, work, args.repeat)
     noop = [_time(lambda: subprocess.run(
         [sys.executable, "-m", "builder", "install", str(small), "--prefix",
          str(work / "small env (python, pip, 1 tool, 1 wheel)-warm")],
         check=True, capture_output=True, cwd=REPO)) for _ in range(args.repeat)]
     rows.append(row("no-op envbuild install (new process)", statistics.median(noop), "s",
                     runs=args.repeat, command=".venv/bin/python bench/bench_install.py",
-                    note="parses the lockfile with conda-lock's models"))
+                    note="start-up, lockfile parse, up-to-date check"))
     write_results("install", rows)
     shutil.rmtree(work, ignore_errors=True)
 

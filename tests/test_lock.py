@@ -334,10 +334,11 @@ def test_reading_and_installing_never_import_conda_lock(locked: tuple[LockReques
     _, path = locked
     probe = ("import sys\nfrom pathlib import Path\n"
              "from builder.lock.lockfile import envbuild_metadata, read_lockfile\n"
-             "from builder.install.plan import load_plan\nimport builder.lock.api\n"
-             "import builder.cli.install, builder.cli.lock, builder.env_stages\n"
+             "from builder.install.plan import load_plan\n"
              f"envbuild_metadata(read_lockfile(Path({str(path)!r})))\n"
              f"load_plan(Path({str(path)!r}), platform='linux-64')\n"
+             "assert 'builder.lock.pipeline' not in sys.modules, 'reading imported the pipeline'\n"
+             "import builder.lock.api, builder.cli.install, builder.cli.lock, builder.env_stages\n"
              "assert 'conda_lock' not in sys.modules, 'conda_lock was imported'\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=120)

@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from builder.lock.pipeline import LockResult, default_lockfile_path
-from builder.resolution import Resolution
-from builder.spec import LoadedSpec
+if TYPE_CHECKING:
+    from builder.lock.pipeline import LockResult, default_lockfile_path
+    from builder.resolution import Resolution
+    from builder.spec import LoadedSpec
 
 __all__ = ["LockRequest", "LockResult", "check", "default_lockfile_path", "lock"]
 
@@ -45,6 +47,16 @@ class LockRequest:
     # whether a gap left after that is recorded (True) or refused (False, exit 1)
     fill_gaps: tuple[str, ...] = ()
     allow_incomplete: bool = False
+
+
+def __getattr__(name: str) -> Any:
+    # the pipeline (and the resolution and spec models under it) is imported on first
+    # use: reading a lockfile (builder.lock.lockfile, on install's path) needs none of it
+    if name in {"LockResult", "default_lockfile_path"}:
+        from builder.lock import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def lock(req: LockRequest) -> LockResult:

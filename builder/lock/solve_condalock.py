@@ -65,6 +65,11 @@ class CondaLockSolver:
     name = "conda-lock"
 
     def unavailable_reason(self) -> str | None:
+        import importlib.util
+
+        if importlib.util.find_spec("conda_lock") is None:
+            return ("conda-lock is not installed (pip install 'envbuild[conda-lock]', or "
+                    "make setup, which installs it for the tests)")
         if find_conda() is None:
             return ("conda-lock needs conda, mamba or micromamba on PATH and none was found "
                     f"(looked for {', '.join(CONDA_BINARIES)})")
