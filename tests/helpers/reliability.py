@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.util.hashing import tree_digest
+from builder.util.hashing import sha256_file
 from tests.helpers import REPO
 
 # Files that legitimately change when a prefix is only *read* or a lock is only *taken*.
@@ -39,13 +39,29 @@ _VOLATILE_NAMES = {"__pycache__", ".lock"}
 def tree_state(root: Path) -> str:
     """Digest of everything under ``root`` (names, modes, bytes, symlink targets).
 
-    Bytecode caches and lock files (a waiting process writes its pid there) are left out.
-    A missing ``root`` digests as ``"absent"``.
+    Links are recorded by their target text and never followed: a prefix holds links
+    that leave it (``bin/python`` to the base interpreter), which a source-tree digest
+    refuses.  Bytecode caches and lock files (a waiting process writes its pid there) are
+    left out.  A missing ``root`` digests as ``"absent"``.
     """
     if not root.exists() and not root.is_symlink():
         return "absent"
-    return tree_digest(root, lambda rel: bool(set(rel.split("/")) & _VOLATILE_NAMES)
-                       or rel.endswith(".lock"))
+    h = hashlib.sha256()
+    for here, dirs, files in os.walk(root):
+        rel_dir = Path(here).relative_to(root)
+        dirs[:] = sorted(d for d in dirs if d not in _VOLATILE_NAMES)
+        for name in sorted(files) + [d for d in dirs if (Path(here) / d).is_symlink()]:
+            rel, path = (rel_dir / name).as_posix(), Path(here) / name
+            if name in _VOLATILE_NAMES or rel.endswith(".lock"):
+                continue
+            if path.is_symlink():
+                h.update(f"l {rel} {os.readlink(path)}\n".encode())
+            elif path.is_file():
+                mode = "x" if os.access(path, os.X_OK) else "-"
+                h.update(f"f {mode} {rel} {sha256_file(path)}\n".encode())
+            else:
+                h.update(f"o {rel}\n".encode())
+    return h.hexdigest()
 
 
 def prefix_state(prefix: Path) -> tuple[str, str]:
