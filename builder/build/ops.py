@@ -152,10 +152,12 @@ def key_inputs(req: OpBuildRequest, tc: Toolchain, source_digest: str,
 
 def compile_wheel(req: OpBuildRequest, tc: Toolchain, out: Path, steps: Steps,
                   work: Path, fixups: tuple[PlannedFixup, ...] = (),
-                  gate: GpuGate | None = None) -> Path:
+                  gate: GpuGate | None = None, uncached: bool = False) -> Path:
     """Copy, fix up and compile in the fixed dir ``work`` (emptied first; the caller holds
-    the key's lock); returns the (normalised) wheel in ``out/dist`` with ``out/build.log``
-    beside it.  No checks: :func:`_compile` adds them."""
+    its lock); returns the (normalised) wheel in ``out/dist`` with ``out/build.log`` beside
+    it.  No checks: :func:`_compile` adds them.  ``uncached``: every object compiled anew,
+    none taken from ccache (a reproducibility check must not compare a cache with itself).
+    """
     remove_tree(work, inside=work.parent)
     work.mkdir(parents=True)
     src = work / "src"
@@ -170,6 +172,8 @@ def compile_wheel(req: OpBuildRequest, tc: Toolchain, out: Path, steps: Steps,
         env = gate_env(env, work)
     nvcc_extra, not_reproducible = nvcc_flags(tc.toolkit.nvcc)
     env.update(reproducible_env(_path_maps(tc, work), env, nvcc_extra))
+    if uncached:
+        env["CCACHE_DISABLE"] = "1"
     steps.details["compile"] = not_reproducible or ""
     with steps.step("compile"):
         cmd: list[str | Path] = [tc.facts.python, "-m", "pip", "wheel", "--no-build-isolation",

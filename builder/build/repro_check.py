@@ -1,8 +1,9 @@
 """``envbuild build --check-reproducible``: build each op a second time and compare.
 
 The second build runs in its own fresh temp dir (another random path, as a teammate's
-build would), from the same source, fixups and toolchain, and is never published or
-installed.  Its wheel's sha256 is compared with the one the store recorded when the
+build would), from the same source, fixups and toolchain, compiles every object anew
+(ccache off for it: comparing the cache with itself would prove nothing), and is never
+published or installed.  Its wheel's sha256 is compared with the one the store recorded when the
 first was published; when they differ every differing member is named.
 """
 
@@ -37,7 +38,7 @@ def check_reproducible(req: OpBuildRequest, prepared: PreparedOp, store: Store,
             temp_dir_in(paths.home() / "tmp", prefix=f"repro-{key[:12]}-") as out:
         try:
             wheel = compile_wheel(req, tc, out, Steps(req.name), work, prepared.fixups,
-                                  prepared.gate)
+                                  prepared.gate, uncached=True)
         finally:
             remove_tree(work, inside=store.root)
         sha = sha256_file(wheel)
