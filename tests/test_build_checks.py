@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.build import ops
+from builder.build import candidate
 from builder.build.checks import unpack_wheel
 from builder.build.ops import OpBuildRequest, OpBuildResult, build_op
 from builder.build.store import Store
@@ -84,7 +84,7 @@ def test_a_stored_wheel_that_does_not_import_is_evicted_and_rebuilt(
     record_before = (prefix / ".envbuild" / "ops" / f"{OP_NAME}.json").read_text()
     write_cheap_op(tmp_path, 2, broken=True)
     with monkeypatch.context() as m:  # the old order: publish without the import check
-        m.setattr(ops, "_check_candidate", lambda *a: None)
+        m.setattr(candidate, "check_import_of", lambda *a: None)
         poisoned = build_op(_request(tmp_path, layered_venv(tmp_path / "other", layered_prefix)),
                             store=store)
     assert store.lookup(poisoned.key) is not None

@@ -59,7 +59,7 @@ def check_plan(prepared: list[PreparedOp]) -> None:
         return
     first = prepared[0]
     claims = [wheel_claims(p.req.name, p.req.origin.describe(), p.entry.wheel) for p in prepared]
-    from builder.build.ops import prefix_env
+    from builder.build.candidate import prefix_env
 
     info = prefix_info(first.tc.facts.python, prefix_env(first.tc),
                        files=[f for c in claims for f in c.files],

@@ -16,116 +16,42 @@ rebuilt once); install is skipped when the prefix already holds this exact build
 from __future__ import annotations
 
 import shutil
-import sysconfig
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder import paths
 from builder.build import checks, quarantine
 from builder.build.buildenv import build_env
+from builder.build.candidate import check_candidate, check_import_of, prefix_env
+from builder.build.ccache import find_ccache
 from builder.build.ccache import summary as ccache_summary
 from builder.build.collisions import wheel_dist
-from builder.build.deps import (
-    OpRequirement,
-    check_requirements,
-    describe,
-    missing_module_hint,
-    wheel_requirements,
-)
 from builder.build.diagnose import explain
 from builder.build.fixups import PlannedFixup, apply_fixups, plan_fixups
 from builder.build.gpugate import GpuGate, find_gate, gate_env
 from builder.build.headers import header_preflight
 from builder.build.install_plan import check_plan
-from builder.build.prefixinfo import prefix_info
+from builder.build.opmodels import BuildFailed, OpBuildRequest, OpBuildResult, Step, Steps
 from builder.build.preflight import Toolchain, full_preflight, quick_toolchain
-from builder.build.records import OpOrigin, OpRecord, read_record, write_record
+from builder.build.records import OpRecord, read_record, write_record
 from builder.build.reproducible import (
     RECIPE,
-    ReproCheck,
     normalize_wheel,
     nvcc_flags,
     prefix_maps,
     reproducible_env,
 )
 from builder.build.store import KeyInputs, Store, StoreEntry, op_key
-from builder.build.toolchain import find_cuobjdump
 from builder.errors import CheckFailed, CommandError
-from builder.models import Frozen as _Frozen
 from builder.util.cmd import run
 from builder.util.fs import remove_tree
 from builder.util.hashing import default_source_exclude, payload_digest, tree_digest
 
-
-class OpBuildRequest(_Frozen):
-    """One op to build into one prefix."""
-
-    name: str
-    source_dir: Path  # the op's directory (the one with setup.py)
-    prefix: Path
-    arch_list: tuple[str, ...]
-    fixups: tuple[str, ...] = ()  # requested (spec and matrix); more may be chosen from source
-    skip_fixups: tuple[str, ...] = ()  # automatic fixups the spec switched off
-    cxx_std: str | None = None  # from the resolution; else derived from torch's version
-    require_cuobjdump: bool = False  # fail (not warn) when no cuobjdump can be found
-    origin: OpOrigin = OpOrigin()  # where the code came from (records, messages)
-    sanity: str | None = None
-    requirements: tuple[OpRequirement, ...] = ()  # the matrix's pins for the op's source
-    spec: Path | None = None  # named in messages ("add to SPEC under pip:")
-
-
-class Step(_Frozen):
-    """One named step and how long it took."""
-
-    name: str
-    seconds: float
-    detail: str = ""
-
-
-class OpBuildResult(_Frozen):
-    """What happened: the key, the stored wheel, whether it was a hit, and every step."""
-
-    name: str
-    key: str
-    wheel: Path
-    cache_hit: bool
-    installed: bool
-    wheel_sha256: str = ""
-    rechecked: bool = False  # a quarantined build passed its checks again (no compile)
-    reproducible: ReproCheck | None = None  # with --check-reproducible
-    steps: tuple[Step, ...]
-    warnings: tuple[str, ...]
-    fixups_applied: tuple[PlannedFixup, ...] = ()
-    gpu_gate: GpuGate | None = None
-
-
-class BuildFailed(CheckFailed):
-    """A compile failed; the message carries the diagnosis and the log tail."""
-
-
-class Steps:
-    """Collects timed steps (and a detail line per step)."""
-
-    def __init__(self, op: str = "") -> None:
-        self.op = op
-        self.steps: list[Step] = []
-        self.details: dict[str, str] = {}
-
-    @contextmanager
-    def step(self, name: str) -> Iterator[None]:
-        from builder.util import progress
-
-        start = time.perf_counter()
-        try:
-            with progress.stage("build", f"{self.op} {name}".strip()):
-                yield
-        finally:
-            self.steps.append(Step(name=name, seconds=round(time.perf_counter() - start, 3),
-                                   detail=self.details.pop(name, "")))
+__all__ = ["BuildFailed", "OpBuildRequest", "OpBuildResult", "PreparedOp", "Step", "Steps",
+           "build_op", "compile_wheel", "install_prepared", "prefix_env", "prepare_op"]
 
 
 def _copy_source(src: Path, dest: Path) -> None:
@@ -146,8 +72,14 @@ def key_inputs(req: OpBuildRequest, tc: Toolchain, source_digest: str,
         nvcc_version=tc.toolkit.full_version,
         compiler=f"{tc.compiler.cxx.name} {tc.compiler.version}",
         arch_list=req.arch_list, python_abi=tc.facts.soabi, cxx_std=tc.cxx_std,
-        flags=(RECIPE, gate.key_flag()) if gate else (RECIPE,),
+        flags=(RECIPE, *_ccache_flag(), *((gate.key_flag(),) if gate else ())),
     )
+
+
+def _ccache_flag() -> tuple[str, ...]:
+    """ccache rewrites paths under the build dir to relative ones (``CCACHE_BASEDIR``), so
+    a build through it differs in bytes from one without: the key says which it was."""
+    return ("ccache=relative-paths",) if find_ccache() is not None else ()
 
 
 def compile_wheel(req: OpBuildRequest, tc: Toolchain, out: Path, steps: Steps,
@@ -158,8 +90,13 @@ def compile_wheel(req: OpBuildRequest, tc: Toolchain, out: Path, steps: Steps,
     it.  No checks: :func:`_compile` adds them.  ``uncached``: every object compiled anew,
     none taken from ccache (a reproducibility check must not compare a cache with itself).
     """
-    remove_tree(work, inside=work.parent)
-    work.mkdir(parents=True)
+    try:
+        remove_tree(work, inside=work.parent)
+        work.mkdir(parents=True)
+    except OSError as exc:  # a killed build of another store member left it behind
+        raise CheckFailed(f"cannot empty the build dir {work}: {exc}",
+                          hint="it is left over from a killed build by another user of this "
+                               "store; they (or the store's owner) can remove it") from None
     src = work / "src"
     with steps.step("copy"):
         _copy_source(req.source_dir, src)
@@ -172,8 +109,8 @@ def compile_wheel(req: OpBuildRequest, tc: Toolchain, out: Path, steps: Steps,
         env = gate_env(env, work)
     nvcc_extra, not_reproducible = nvcc_flags(tc.toolkit.nvcc)
     env.update(reproducible_env(_path_maps(tc, work), env, nvcc_extra))
-    if uncached:
-        env["CCACHE_DISABLE"] = "1"
+    if uncached:  # compiled anew through the same ccache (which rewrites paths) as the first
+        env["CCACHE_RECACHE"] = "1"
     steps.details["compile"] = not_reproducible or ""
     with steps.step("compile"):
         cmd: list[str | Path] = [tc.facts.python, "-m", "pip", "wheel", "--no-build-isolation",
@@ -211,54 +148,7 @@ def _compile(req: OpBuildRequest, tc: Toolchain, out: Path, steps: Steps, key: s
             wheel = compile_wheel(req, tc, out, steps, work, fixups, gate)
         finally:
             remove_tree(work, inside=store.root)
-    _checked(req, tc, wheel, out, steps, key, store.root)
-
-
-def _checked(req: OpBuildRequest, tc: Toolchain, wheel: Path, out: Path, steps: Steps,
-             key: str, store_root: Path) -> None:
-    """check-targets, check-deps, check-import on ``wheel``; moves it to ``out`` if all pass."""
-    work = out / "check"
-    current = "check-targets"
-    try:
-        with steps.step("check-targets"):
-            steps.details["check-targets"] = _check_targets(req, tc, wheel, work)
-        current = "check-deps"
-        with steps.step("check-deps"):
-            steps.details["check-deps"] = _check_deps(req, tc, wheel)
-        current = "check-import"
-        with steps.step("check-import"):
-            _check_candidate(req, tc, wheel, work / "candidate")
-    except CheckFailed as exc:
-        where = quarantine.keep(store_root, key, wheel, out / "build.log", current, exc.message)
-        raise CheckFailed(f"{req.name} compiled, but {current} failed:\n{exc.message}\n"
-                          + quarantine.notice(where), hint=_CHECK_HINTS.get(current, exc.hint)
-                          or exc.hint) from None
-    shutil.move(str(wheel), out / wheel.name)
-    remove_tree(work, inside=out, ignore_errors=True)
-    remove_tree(out / "dist", inside=out, ignore_errors=True)
-
-
-_CHECK_HINTS = {
-    "check-deps": "add what is named above (the spec's pip:, then `envbuild env`, or pip "
-                  "install it into the prefix) and run the build again",
-    "check-import": "fix the cause named above (a missing package: add it to the spec's pip:; "
-                    "a broken op: fix its source, which then builds anew) and build again",
-}
-
-
-def _requirements(req: OpBuildRequest, wheel: Path) -> list[OpRequirement]:
-    return [*wheel_requirements(wheel), *req.requirements]
-
-
-def _check_deps(req: OpBuildRequest, tc: Toolchain, wheel: Path) -> str:
-    """The op's Requires-Dist and the matrix's pins for its source, against the prefix."""
-    reqs = _requirements(req, wheel)
-    if not reqs:
-        return "no requirements declared"
-    problems = check_requirements(reqs, prefix_info(tc.facts.python, prefix_env(tc)))
-    if problems:
-        raise CheckFailed(describe(req.name, problems, req.spec))
-    return f"{len(reqs)} requirement(s) met"
+    check_candidate(req, tc, wheel, out, steps, key, store.root)
 
 
 def _path_maps(tc: Toolchain, work: Path) -> list[tuple[Path, str]]:
@@ -267,42 +157,6 @@ def _path_maps(tc: Toolchain, work: Path) -> list[tuple[Path, str]]:
     if tc.facts.torch_dir is not None and tc.facts.torch_dir.parent not in sites:
         sites.append(tc.facts.torch_dir.parent)
     return prefix_maps(work, tc.prefix, sites, tc.toolkit.root)
-
-
-def _check_targets(req: OpBuildRequest, tc: Toolchain, wheel: Path, work: Path) -> str:
-    """cuobjdump the wheel's extensions; the tool is looked for in the toolkit, PATH, the
-    prefix, the site dir torch comes from, and envbuild's own environment."""
-    torch_site = tc.facts.torch_dir.parent if tc.facts.torch_dir else None
-    tool = find_cuobjdump(tc.toolkit, tc.facts.site_packages, torch_site,
-                          Path(sysconfig.get_paths()["purelib"]))
-    if tool is None:
-        if req.require_cuobjdump:
-            raise CheckFailed("cuobjdump not found; cannot check the built sm targets",
-                              hint="pip install nvidia-cuda-cuobjdump into the prefix")
-        return "NOT CHECKED: no cuobjdump (toolkit, PATH, nvidia wheels, triton)"
-    return f"{checks.check_targets(wheel, req.arch_list, tool, work)} (cuobjdump: {tool})"
-
-
-def prefix_env(tc: Toolchain) -> dict[str, str]:
-    """The environment pip and python get in the prefix (nothing inherited by accident)."""
-    return {"PATH": str(tc.prefix / "bin") + ":/usr/bin:/bin", "HOME": str(paths.home()),
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONNOUSERSITE": "1"}
-
-
-def _check_candidate(req: OpBuildRequest, tc: Toolchain, wheel: Path, where: Path) -> None:
-    """Unpack ``wheel`` into ``where`` and import it there with the prefix's python; a
-    ``No module named`` failure names the requirement behind it and its ``pip:`` line."""
-    checks.unpack_wheel(wheel, where)
-    try:
-        checks.check_import(tc.facts.python, checks.module_names(wheel), prefix_env(tc),
-                            where=where)
-    except CheckFailed as exc:
-        hint = missing_module_hint(exc.message, _requirements(req, wheel), None)
-        if not hint:
-            raise
-        raise CheckFailed(f"{exc.message}\n{hint}", hint=exc.hint) from None
-    finally:
-        remove_tree(where, inside=where.parent, ignore_errors=True)
 
 
 def _failure(req: OpBuildRequest, log: Path, exc: CommandError, copy: Path) -> BuildFailed:
@@ -319,7 +173,7 @@ def _failure(req: OpBuildRequest, log: Path, exc: CommandError, copy: Path) -> B
 def _check_hit(req: OpBuildRequest, tc: Toolchain, entry: StoreEntry, steps: Steps) -> None:
     """Import-check a stored wheel before it is installed (outside the store: no lock)."""
     with steps.step("check-import"), tempfile.TemporaryDirectory(prefix="envbuild-check-") as d:
-        _check_candidate(req, tc, entry.wheel, Path(d) / "candidate")
+        check_import_of(req, tc, entry.wheel, Path(d) / "candidate")
 
 
 def _install(p: PreparedOp) -> None:
@@ -385,7 +239,7 @@ def prepare_op(req: OpBuildRequest, store: Store | None = None,
                 log(f"{req.name}: checking the kept build {key[:12]} again (it failed "
                     f"{kept.check} before) instead of compiling")
             rechecked = True
-            _checked(req, tc, quarantine.restore(kept, out), out, steps, key, store.root)
+            check_candidate(req, tc, quarantine.restore(kept, out), out, steps, key, store.root)
             return
         with steps.step("preflight"):
             tc = full_preflight(tc)

@@ -2,9 +2,10 @@
 
 The second build runs in its own fresh temp dir (another random path, as a teammate's
 build would), from the same source, fixups and toolchain, compiles every object anew
-(ccache off for it: comparing the cache with itself would prove nothing), and is never
-published or installed.  Its wheel's sha256 is compared with the one the store recorded when the
-first was published; when they differ every differing member is named.
+(through ccache with ``CCACHE_RECACHE``: the same compiler command lines as the first, but
+nothing taken from the cache, which compared with itself would prove nothing), and is
+never published or installed.  Its wheel's sha256 is compared with the one the store
+recorded when the first was published; when they differ every differing member is named.
 """
 
 from __future__ import annotations
