@@ -36,17 +36,27 @@ PREFIX=""
 PYTHON="${PYTHON:-python3}"
 INSTALL_ARGS=()
 
+# the value of option $1 (given as $2), or a usage error (exit 2) when it is missing
+value_of() {
+    if [ -z "${2-}" ] || [ "${2#--}" != "${2-}" ]; then
+        echo "onboard: $1 needs $3 (see ./onboard.sh --help)" >&2
+        exit 2
+    fi
+    printf '%s' "$2"
+}
+
 while [ $# -gt 0 ]; do
     case "$1" in
-        --cuda) CUDA="${2:?--cuda needs a value like 11.7}"; shift 2 ;;
+        --cuda) CUDA="$(value_of --cuda "${2-}" "a value like 11.7")" || exit 2; shift 2 ;;
         --cuda=*) CUDA="${1#*=}"; shift ;;
-        --spec) SPEC="${2:?--spec needs a file}"; shift 2 ;;
+        --spec) SPEC="$(value_of --spec "${2-}" "a file")" || exit 2; shift 2 ;;
         --spec=*) SPEC="${1#*=}"; shift ;;
-        --lockfile) LOCKFILE="${2:?--lockfile needs a file}"; shift 2 ;;
+        --lockfile) LOCKFILE="$(value_of --lockfile "${2-}" "a file")" || exit 2; shift 2 ;;
         --lockfile=*) LOCKFILE="${1#*=}"; shift ;;
-        --prefix) PREFIX="${2:?--prefix needs a directory}"; shift 2 ;;
+        --prefix) PREFIX="$(value_of --prefix "${2-}" "a directory")" || exit 2; shift 2 ;;
         --prefix=*) PREFIX="${1#*=}"; shift ;;
-        --channel) INSTALL_ARGS+=(--channel "${2:?--channel needs NAME=URL}"); shift 2 ;;
+        --channel) INSTALL_ARGS+=(--channel "$(value_of --channel "${2-}" "NAME=URL")") || exit 2
+            shift 2 ;;
         --channel=*) INSTALL_ARGS+=(--channel "${1#*=}"); shift ;;
         --offline) INSTALL_ARGS+=(--offline); shift ;;
         -h|--help) usage; exit 0 ;;

@@ -51,6 +51,14 @@ def test_bad_cuda_is_usage_error() -> None:
     assert out.returncode == 2 and "--cuda must look like 11.7" in out.stderr
 
 
+@pytest.mark.parametrize("args", [("--channel",), ("--cuda",), ("--spec",), ("--lockfile",),
+                                  ("--prefix",), ("--channel", "--offline")])
+def test_option_without_value_is_usage_error(args: tuple[str, ...]) -> None:
+    out = _onboard(*args)
+    assert out.returncode == 2, out.stderr
+    assert f"{args[0]} needs " in out.stderr and "--help" in out.stderr
+
+
 def test_old_python_fails_with_how_to_get_a_new_one(tmp_path: Path) -> None:
     out = _onboard(env={"PYTHON": str(_fake_python38(tmp_path))})
     assert out.returncode == 1
