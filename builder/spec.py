@@ -148,7 +148,7 @@ Source = Annotated[
                   custom_error_message="a source needs either 'git:' (+ 'rev:') or 'path:'"),
 ]
 
-SanityKind = Literal["msdeformattn", "detectron2", "import"]
+SanityKind = Literal["msdeformattn", "msdeformattn-cpu", "detectron2", "import"]
 
 
 class OpSpec(Strict):

@@ -58,3 +58,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def demo_op_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One build store (``ENVBUILD_STORE``) for the tests that build the demo spec's op: the
+    op's key does not depend on the prefix, so it is compiled once per session."""
+    return tmp_path_factory.mktemp("demo-op-store")

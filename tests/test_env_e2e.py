@@ -3,12 +3,15 @@
 
 Every stage runs for real: resolve (CPU-only torch from PyPI wheels), lock (rattler solve
 against the local channel, uv against the wheelhouse), install (rattler + uv into a new
-generation), build (no ops), sanity.  The wheelhouse is filled once with ``pip download``
-(torch's CPU wheel lies on these machines' disk; its dependencies come from PyPI).
+generation), build (the demo's op, a CPU kernel compiled with the host C++ compiler: no
+nvcc), sanity (the op against envbuild's PyTorch reference on the CPU).  The wheelhouse
+is filled once with ``pip download`` (torch's CPU wheel lies on these machines' disk; its
+dependencies come from PyPI).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -30,21 +33,25 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LocalChanne
     (root / "envspecs").mkdir()
     spec = root / "envspecs" / "demo.yaml"
     shutil.copy(ENVSPECS / "demo.yaml", spec)
+    shutil.copytree(ENVSPECS / "demo-ops", root / "envspecs" / "demo-ops")
     fill_wheelhouse(local.wheelhouse, spec)
     return spec, local
 
 
-def _env(spec: Path, local: LocalChannel, prefix: Path) -> subprocess.CompletedProcess[str]:
+def _env(spec: Path, local: LocalChannel, prefix: Path,
+         store: Path) -> subprocess.CompletedProcess[str]:
+    """``envbuild env`` on the demo spec; ``store``: the session's, so the op compiles once."""
     return run_cli("env", str(spec), "--cuda", "cpu", "--prefix", str(prefix),
                    "--lockfile", str(spec.parent.parent / "demo-cpu.conda-lock.yml"),
-                   "--channel", local.channel_url, cwd=spec.parent.parent, timeout=900)
+                   "--channel", local.channel_url, cwd=spec.parent.parent, timeout=900,
+                   env={"ENVBUILD_STORE": str(store)})
 
 
 def test_env_runs_every_stage_offline_then_is_a_noop(
-        project: tuple[Path, LocalChannel], tmp_path: Path) -> None:
+        project: tuple[Path, LocalChannel], tmp_path: Path, demo_op_store: Path) -> None:
     spec, local = project
     prefix = tmp_path / "envs" / "demo"
-    first = _env(spec, local, prefix)
+    first = _env(spec, local, prefix, demo_op_store)
     assert first.returncode == 0, first.stderr + first.stdout
     for stage in ("resolve", "lock", "install", "build", "sanity"):
         assert stage in first.stdout
@@ -60,9 +67,18 @@ def test_env_runs_every_stage_offline_then_is_a_noop(
     assert got_prefix == str(prefix)
     assert torch_version == "2.13.0+cpu"
     assert greeting.strip() == "hello from the pip layer"
+    # sanity passed because the op built here agrees with the reference, not by default
+    report = json.loads((prefix / ".envbuild" / "sanity.json").read_text())
+    rows = {r["check"]: r for r in report["checks"]}
+    for check in ("forward-float64", "forward-float32", "gradcheck"):
+        row = rows[f"msdeformattn-cpu.{check}"]
+        assert row["status"] == "PASS" and row["device"] == "cpu", row
+    assert str(prefix) in rows["msdeformattn-cpu.import"]["reason"]
+    assert rows["torch.matmul"]["status"] == "SKIPPED" and rows["torch.matmul"]["reason"]
+    assert "msda-cpu (built)" in first.stdout or "msda-cpu (cached)" in first.stdout
 
     start = time.monotonic()
-    second = _env(spec, local, prefix)
+    second = _env(spec, local, prefix, demo_op_store)
     elapsed = time.monotonic() - start
     assert second.returncode == 0, second.stderr
     assert second.stdout.count("up to date") == 5
@@ -70,13 +86,13 @@ def test_env_runs_every_stage_offline_then_is_a_noop(
 
 
 def test_stale_lockfile_is_an_error_that_names_the_lock_command(
-        project: tuple[Path, LocalChannel], tmp_path: Path) -> None:
+        project: tuple[Path, LocalChannel], tmp_path: Path, demo_op_store: Path) -> None:
     spec, local = project
     prefix = tmp_path / "envs" / "demo"
-    assert _env(spec, local, prefix).returncode == 0
+    assert _env(spec, local, prefix, demo_op_store).returncode == 0
     spec.write_text(spec.read_text().replace("numpy]", "numpy, envbuild-demo-greeting]")
                     + "\nconda: [pip]\n")
-    out = _env(spec, local, prefix)
+    out = _env(spec, local, prefix, demo_op_store)
     assert out.returncode == 1
     assert "stale" in out.stderr
     # the command that re-locks this spec into this lockfile, with the same channel

@@ -92,7 +92,8 @@ def test_missing_spec(tmp_path: Path) -> None:
 @pytest.mark.e2e
 @pytest.mark.network
 @pytest.mark.slow
-def test_onboard_from_a_fresh_clone_against_a_local_channel(tmp_path: Path) -> None:
+def test_onboard_from_a_fresh_clone_against_a_local_channel(tmp_path: Path,
+                                                           demo_op_store: Path) -> None:
     """A teammate's first run: clone, committed lockfile, ./onboard.sh, then again (no-op)."""
     from builder.demo import fill_wheelhouse
     from builder.localchannel import ensure_local_channel
@@ -113,6 +114,7 @@ def test_onboard_from_a_fresh_clone_against_a_local_channel(tmp_path: Path) -> N
     assert locked.returncode == 0, locked.stderr
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIRTUAL_ENV")}
     env["PYTHON"] = sys.executable  # any python >= 3.10 with venv works for the tool
+    env["ENVBUILD_STORE"] = str(demo_op_store)  # the demo op compiles once per session
     first = subprocess.run(["./onboard.sh", "--spec", "envspecs/demo.yaml", "--cuda", "cpu"],
                            cwd=clone, capture_output=True, text=True, env=env, timeout=1500)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]

@@ -4,7 +4,9 @@ Nothing leaks in from the caller's shell except PATH's tail, HOME and the
 locale: CUDA_HOME, TORCH_CUDA_ARCH_LIST, FORCE_CUDA, MAX_JOBS, CC/CXX, CPATH and
 LIBRARY_PATH are all set from the checked toolchain.  The compilers go through
 ccache (:mod:`builder.build.ccache`), and nvcc compiles the arch passes of a
-multi-arch build in parallel (``--threads``, through ``NVCC_APPEND_FLAGS``).
+multi-arch build in parallel (``--threads``, through ``NVCC_APPEND_FLAGS``).  A CPU build
+(no toolkit) gets none of the CUDA variables: torch's ``CppExtension`` needs only the host
+compiler.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def _available_gib() -> float | None:
 
 def cudart_shim(tc: Toolchain, work: Path) -> Path | None:
     """A lib dir with ``libcudart.so`` when the toolkit has only ``libcudart.so.N`` (PyPI)."""
+    if tc.toolkit is None:
+        return None
     libs = tc.toolkit.lib_dirs
     if any((d / "libcudart.so").exists() for d in libs):
         return None
@@ -65,26 +69,24 @@ def _site_dirs(tc: Toolchain) -> list[Path]:
 
 
 def cpath_dirs(tc: Toolchain) -> list[Path]:
-    """The header dirs the build adds through ``CPATH`` (the prefix's nvidia header wheels)."""
-    return extra_include_dirs(_site_dirs(tc), tc.toolkit)
+    """The header dirs the build adds through ``CPATH`` (the prefix's nvidia header wheels;
+    none for a CPU build)."""
+    return extra_include_dirs(_site_dirs(tc), tc.toolkit) if tc.toolkit else []
 
 
 def build_env(tc: Toolchain, work: Path, jobs: int | None = None) -> dict[str, str]:
     """The complete environment for ``pip wheel`` of one op."""
     tk = tc.toolkit
-    path = [str(tk.root / "bin"), str(tc.prefix / "bin"), os.environ.get("PATH", "/usr/bin:/bin")]
+    path = ([str(tk.root / "bin")] if tk else []) + [str(tc.prefix / "bin"),
+                                                      os.environ.get("PATH", "/usr/bin:/bin")]
     includes = [str(p) for p in cpath_dirs(tc)]
     shim = cudart_shim(tc, work)
-    libs = ([str(shim)] if shim else []) + [str(p) for p in tk.lib_dirs]
+    libs = ([str(shim)] if shim else []) + [str(p) for p in (tk.lib_dirs if tk else ())]
     env = {
         "PATH": os.pathsep.join(path),
         "HOME": os.environ.get("HOME", str(work)),
         "LANG": os.environ.get("LANG", "C.UTF-8"),
         "TMPDIR": str(work),
-        "CUDA_HOME": str(tk.root),
-        "CUDA_PATH": str(tk.root),
-        "TORCH_CUDA_ARCH_LIST": ";".join(tc.arch_list),
-        "FORCE_CUDA": "1",
         "MAX_JOBS": str(jobs or max_jobs()),
         "CC": str(tc.compiler.cc),
         "CXX": str(tc.compiler.cxx),
@@ -92,6 +94,9 @@ def build_env(tc: Toolchain, work: Path, jobs: int | None = None) -> dict[str, s
         "PIP_NO_INPUT": "1",
         "PYTHONNOUSERSITE": "1",
     }
+    if tk is not None:
+        env.update({"CUDA_HOME": str(tk.root), "CUDA_PATH": str(tk.root),
+                    "TORCH_CUDA_ARCH_LIST": ";".join(tc.arch_list), "FORCE_CUDA": "1"})
     if includes:
         env["CPATH"] = os.pathsep.join(includes)
     if libs:
@@ -99,7 +104,7 @@ def build_env(tc: Toolchain, work: Path, jobs: int | None = None) -> dict[str, s
     threads = nvcc_threads(tc)
     if threads > 1:
         env["NVCC_APPEND_FLAGS"] = f"--threads {threads}"
-    return ccache.apply(env, work, tk.nvcc)
+    return ccache.apply(env, work, tk.nvcc if tk else None)
 
 
 def nvcc_threads(tc: Toolchain, cpus: int | None = None) -> int:
@@ -108,6 +113,8 @@ def nvcc_threads(tc: Toolchain, cpus: int | None = None) -> int:
     ``NVCC_APPEND_FLAGS`` is read by nvcc >= 11.5 itself (``--threads`` exists from
     11.2); the passes' output is the same, only the order of the work changes.
     """
+    if tc.toolkit is None:
+        return 1
     try:
         major, minor = (int(p) for p in tc.toolkit.version.split(".")[:2])
     except ValueError:

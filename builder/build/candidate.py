@@ -80,7 +80,14 @@ def _check_deps(req: OpBuildRequest, tc: Toolchain, wheel: Path) -> str:
 
 def _check_targets(req: OpBuildRequest, tc: Toolchain, wheel: Path, work: Path) -> str:
     """cuobjdump the wheel's extensions; the tool is looked for in the toolkit, PATH, the
-    prefix, the site dir torch comes from, and envbuild's own environment."""
+    prefix, the site dir torch comes from, and envbuild's own environment.  A CPU build has
+    no device code: the wheel must hold compiled extensions, and that is all."""
+    if tc.cpu_only:
+        members = checks.extension_members(wheel)
+        if not members:
+            raise CheckFailed(f"{wheel.name} contains no compiled extension (*.so)",
+                              hint="the op's setup.py built no extension; check its ext_modules")
+        return f"no device code (CPU build): {', '.join(members)}"
     torch_site = tc.facts.torch_dir.parent if tc.facts.torch_dir else None
     tool = find_cuobjdump(tc.toolkit, tc.facts.site_packages, torch_site,
                           Path(sysconfig.get_paths()["purelib"]))

@@ -72,8 +72,9 @@ def _wrapper(ccache: Path, compiler: str, bin_dir: Path) -> Path:
     return script
 
 
-def apply(env: dict[str, str], work: Path, nvcc: Path) -> dict[str, str]:
-    """``env`` with the compilers routed through ccache (``env`` itself when it is off)."""
+def apply(env: dict[str, str], work: Path, nvcc: Path | None) -> dict[str, str]:
+    """``env`` with the compilers routed through ccache (``env`` itself when it is off);
+    ``nvcc`` None: a CPU build, only the host compilers."""
     ccache = find_ccache()
     if ccache is None:
         return env
@@ -82,8 +83,9 @@ def apply(env: dict[str, str], work: Path, nvcc: Path) -> dict[str, str]:
     for var in ("CC", "CXX"):
         if out.get(var):
             out[var] = str(_wrapper(ccache, out[var], bin_dir))
+    if nvcc is not None:
+        out["PYTORCH_NVCC"] = f"{shlex.quote(str(ccache))} {shlex.quote(str(nvcc))}"
     out.update({
-        "PYTORCH_NVCC": f"{shlex.quote(str(ccache))} {shlex.quote(str(nvcc))}",
         "TORCH_NO_COMPILER_WRAPPER": "1",
         "CCACHE_DIR": str(cache_dir()),
         "CCACHE_BASEDIR": str(work),

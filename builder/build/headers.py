@@ -8,7 +8,9 @@ the build sets it), the python headers, the ``CPATH`` dirs the build sets (the p
 ``nvidia/*/include`` header wheels), and for ``.cu`` files nvcc's implicit ones (the
 toolkit's include dirs) plus the ``cuda_runtime.h`` nvcc force-includes.  ``-MG`` lists a
 header it cannot find instead of stopping, so one pass names every missing header of
-every source; no nvcc is needed.
+every source; no nvcc is needed.  A CPU build (no toolkit: a CPU-only torch and no
+``.cu`` source) preprocesses its C++ sources with the host compiler alone, with torch's
+CPU include paths and without ``WITH_CUDA``.
 
 A missing header the build toolchain supplies (``cusparse.h``, ``thrust/complex.h``,
 ``crt/host_config.h``; the patterns of ``builder/matrix/data/buildtools.yaml``) or torch
@@ -43,12 +45,13 @@ TORCH_PATTERNS = ("torch/*", "ATen/*", "c10/*", "caffe2/*", "TH/*", "THC/*", "py
 _ERROR = re.compile(r"^(?P<where>[^\s:]+:\d+(?::\d+)?): error: (?P<msg>.*)$", re.MULTILINE)
 
 _PROBE = r"""
-import json, sysconfig
+import json, sys, sysconfig
 from torch.utils import cpp_extension as ce
+cuda = sys.argv[1] == "cuda"
 try:
-    dirs = ce.include_paths(device_type="cuda")
+    dirs = ce.include_paths(device_type="cuda" if cuda else "cpu")
 except TypeError:
-    dirs = ce.include_paths(cuda=True)
+    dirs = ce.include_paths(cuda=cuda)
 print(json.dumps({"torch": list(dirs), "python": sysconfig.get_paths()["include"]}))
 """
 
@@ -116,9 +119,11 @@ def classify(header: str, pieces: Sequence[Piece]) -> tuple[str | None, str]:
     return None, ""
 
 
-def _flags(lang: str, dirs: Sequence[Path], std: str, nvcc_version: str | None) -> list[str]:
-    flags = ["-M", "-MG", "-x", "c++", f"-std={std}", "-DTORCH_API_INCLUDE_EXTENSION_H",
-             "-DWITH_CUDA", "-D__NV_NO_HOST_COMPILER_CHECK=1"]
+def _flags(lang: str, dirs: Sequence[Path], std: str, nvcc_version: str | None,
+           cuda: bool = True) -> list[str]:
+    flags = ["-M", "-MG", "-x", "c++", f"-std={std}", "-DTORCH_API_INCLUDE_EXTENSION_H"]
+    if cuda:
+        flags += ["-DWITH_CUDA", "-D__NV_NO_HOST_COMPILER_CHECK=1"]
     if lang == "cu":
         major, _, minor = (nvcc_version or "0.0").partition(".")
         flags += ["-D__CUDACC__", "-D__NVCC__", f"-D__CUDACC_VER_MAJOR__={major}",
@@ -158,12 +163,13 @@ def _one(cxx: Path, src: Path, flags: list[str], own: list[str]) -> tuple[list[s
 def check_headers(root: Path, cxx: Path, cpp_dirs: Sequence[Path], cu_dirs: Sequence[Path],
                   pieces: Sequence[Piece], *, std: str = "c++17",
                   nvcc_version: str | None = None, jobs: int = 2,
-                  sources: Iterable[Path] | None = None) -> HeaderReport:
-    """Preprocess every source of the op at ``root`` (see the module docstring)."""
+                  sources: Iterable[Path] | None = None, cuda: bool = True) -> HeaderReport:
+    """Preprocess every source of the op at ``root`` (see the module docstring); ``cuda``
+    False: a CPU build (no ``WITH_CUDA``)."""
     root = root.resolve()
     srcs = [s.resolve() for s in (sources if sources is not None else op_sources(root))]
-    flags = {"cu": _flags("cu", cu_dirs, std, nvcc_version),
-             "cpp": _flags("cpp", cpp_dirs, std, nvcc_version)}
+    flags = {"cu": _flags("cu", cu_dirs, std, nvcc_version, cuda),
+             "cpp": _flags("cpp", cpp_dirs, std, nvcc_version, cuda)}
     own = [f"-I{d}" for d in op_include_dirs(root, srcs)]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(pool.map(lambda s: _one(cxx, s, flags["cu" if s.suffix == ".cu"
@@ -196,12 +202,13 @@ def explain(report: HeaderReport, op: str) -> HeaderPreflightError:
                                             else "")
         lines.append(f"  - {m.header} [{m.piece}] needed by {users}; provided by {m.provides}")
     lines += [f"  - {e}" for e in report.errors]
-    dirs = "\n".join(f"      {d}" for d in report.cu_dirs)
+    has_cu = any(src.endswith(".cu") for src in report.sources)
+    dirs = "\n".join(f"      {d}" for d in (report.cu_dirs if has_cu else report.cpp_dirs))
     return HeaderPreflightError(
         f"header preflight for {op}: {len(report.missing)} missing header(s)"
         + (f", {len(report.errors)} preprocessor error(s)" if report.errors else "")
         + " in the include paths the build passes:\n" + "\n".join(lines)
-        + f"\n    include paths (.cu):\n{dirs}",
+        + f"\n    include paths ({'.cu' if has_cu else 'C++'}):\n{dirs}",
         hint="install the named package into the env (re-lock with the provider: `envbuild "
              "lock ... --fill-gaps pypi`, or against channels that have it), then build again")
 
@@ -223,11 +230,13 @@ def matrix_pieces(cuda: str | None) -> list[Piece]:
     return out
 
 
-def torch_include_dirs(python: Path, cuda_home: Path) -> tuple[list[Path], Path]:
-    """(torch's extension include dirs, the python include dir), asked of the prefix's torch."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
-           "CUDA_HOME": str(cuda_home)}
-    res = run([python, "-c", _PROBE], env=env, check=False)
+def torch_include_dirs(python: Path, cuda_home: Path | None) -> tuple[list[Path], Path]:
+    """(torch's extension include dirs, the python include dir), asked of the prefix's torch;
+    ``cuda_home`` None: a CPU build's (torch's CPU include paths)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp")}
+    if cuda_home is not None:
+        env["CUDA_HOME"] = str(cuda_home)
+    res = run([python, "-c", _PROBE, "cuda" if cuda_home else "cpu"], env=env, check=False)
     if res.returncode != 0 or not res.stdout.strip():
         raise HeaderPreflightError(
             f"cannot ask torch in {python.parent.parent} for its include paths: "
@@ -262,12 +271,19 @@ def prefix_report(tc: Toolchain, source_dir: Path) -> HeaderReport:
     """:func:`check_headers` with exactly the include paths a build in ``tc`` passes."""
     from builder.build.buildenv import cpath_dirs, max_jobs
 
-    torch_dirs, python_inc = torch_include_dirs(tc.facts.python, tc.toolkit.root)
+    tk = tc.toolkit
+    torch_dirs, python_inc = torch_include_dirs(tc.facts.python, tk.root if tk else None)
     cpp = list(dict.fromkeys([*torch_dirs, python_inc, *cpath_dirs(tc)]))
-    cu = list(dict.fromkeys([*cpp, *nvcc_include_dirs(tc.toolkit.nvcc)]))
+    cu = list(dict.fromkeys([*cpp, *(nvcc_include_dirs(tk.nvcc) if tk else ())]))
     cuda = ".".join((tc.facts.torch_cuda or "").split(".")[:2]) or None
     return check_headers(source_dir, tc.compiler.cxx, cpp, cu, matrix_pieces(cuda),
-                         std=tc.cxx_std, nvcc_version=tc.toolkit.version, jobs=max_jobs())
+                         std=tc.cxx_std, nvcc_version=tk.version if tk else None,
+                         jobs=max_jobs(), cuda=tk is not None)
+
+
+def device_sources(root: Path) -> list[Path]:
+    """The op's CUDA sources (``.cu``): none means the op can build for the CPU alone."""
+    return [s for s in op_sources(root) if s.suffix == ".cu"]
 
 
 def header_preflight(tc: Toolchain, source_dir: Path, op: str) -> list[str]:

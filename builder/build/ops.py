@@ -11,6 +11,10 @@ build and imports it (after torch) with the prefix's python.  A failed check pub
 nothing and leaves the prefix as it was, so the next run builds again.  A store hit is
 import-checked the same way before it is installed (an entry that fails is evicted and
 rebuilt once); install is skipped when the prefix already holds this exact build.
+
+A CPU build (a CPU-only torch and no ``.cu`` source, see :mod:`preflight`) takes the same
+steps without nvcc: its key records nvcc ``none`` and an empty arch list, and
+``check-targets`` confirms the wheel has compiled extensions and no device code to check.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from builder.build.collisions import wheel_dist
 from builder.build.diagnose import explain
 from builder.build.fixups import PlannedFixup, apply_fixups, plan_fixups
 from builder.build.gpugate import GpuGate, find_gate, gate_env
-from builder.build.headers import header_preflight
+from builder.build.headers import device_sources, header_preflight
 from builder.build.install_plan import check_plan
 from builder.build.opmodels import BuildFailed, OpBuildRequest, OpBuildResult, Step, Steps
 from builder.build.preflight import Toolchain, full_preflight, quick_toolchain
@@ -63,15 +67,19 @@ def _copy_source(src: Path, dest: Path) -> None:
     shutil.copytree(src, dest, symlinks=True, ignore=ignore)
 
 
+NO_NVCC = "none"  # the key's nvcc for a CPU build
+
+
 def key_inputs(req: OpBuildRequest, tc: Toolchain, source_digest: str,
                fixups: tuple[PlannedFixup, ...] = (), gate: GpuGate | None = None) -> KeyInputs:
     """The store key's inputs for this request and toolchain."""
     return KeyInputs(
         op=req.name, source_digest=source_digest, fixups=tuple(f.key for f in fixups),
         torch_version=tc.facts.torch_version or "", torch_cuda=tc.facts.torch_cuda or "",
-        nvcc_version=tc.toolkit.full_version,
+        nvcc_version=tc.toolkit.full_version if tc.toolkit else NO_NVCC,
         compiler=f"{tc.compiler.cxx.name} {tc.compiler.version}",
-        arch_list=req.arch_list, python_abi=tc.facts.soabi, cxx_std=tc.cxx_std,
+        arch_list=tc.arch_list if tc.cpu_only else req.arch_list, python_abi=tc.facts.soabi,
+        cxx_std=tc.cxx_std,
         flags=(RECIPE, *_ccache_flag(), *((gate.key_flag(),) if gate else ())),
     )
 
@@ -107,7 +115,7 @@ def compile_wheel(req: OpBuildRequest, tc: Toolchain, out: Path, steps: Steps,
     env = build_env(tc, work)
     if gate is not None:
         env = gate_env(env, work)
-    nvcc_extra, not_reproducible = nvcc_flags(tc.toolkit.nvcc)
+    nvcc_extra, not_reproducible = nvcc_flags(tc.toolkit.nvcc if tc.toolkit else None)
     env.update(reproducible_env(_path_maps(tc, work), env, nvcc_extra))
     if uncached:  # compiled anew through the same ccache (which rewrites paths) as the first
         env["CCACHE_RECACHE"] = "1"
@@ -156,7 +164,7 @@ def _path_maps(tc: Toolchain, work: Path) -> list[tuple[Path, str]]:
     sites = [tc.facts.site_packages]
     if tc.facts.torch_dir is not None and tc.facts.torch_dir.parent not in sites:
         sites.append(tc.facts.torch_dir.parent)
-    return prefix_maps(work, tc.prefix, sites, tc.toolkit.root)
+    return prefix_maps(work, tc.prefix, sites, tc.toolkit.root if tc.toolkit else None)
 
 
 def _failure(req: OpBuildRequest, log: Path, exc: CommandError, copy: Path) -> BuildFailed:
@@ -219,7 +227,8 @@ def prepare_op(req: OpBuildRequest, store: Store | None = None,
     store = store or Store()
     steps = Steps(req.name)
     with steps.step("toolchain"):
-        tc = quick_toolchain(req.prefix, req.arch_list, req.cxx_std)
+        tc = quick_toolchain(req.prefix, req.arch_list, req.cxx_std,
+                             device_code=bool(device_sources(req.source_dir)))
     with steps.step("source-digest"):
         digest = tree_digest(req.source_dir, default_source_exclude)
         fixups = plan_fixups(req.source_dir, tc.facts.torch_version or "", req.fixups,
@@ -246,8 +255,10 @@ def prepare_op(req: OpBuildRequest, store: Store | None = None,
             found = header_preflight(tc, req.source_dir, req.name)  # builder/build/headers.py
             tc = tc.model_copy(update={"warnings": (*tc.warnings, *found)})
         if log:
-            log(f"building {req.name} for {';'.join(req.arch_list)} with nvcc "
-                f"{tc.toolkit.full_version} ({tc.toolkit.root}), {inputs.compiler}"
+            target = (f"{';'.join(req.arch_list)} with nvcc {tc.toolkit.full_version} "
+                      f"({tc.toolkit.root}),"
+                      if tc.toolkit else "the CPU (no device code) with")
+            log(f"building {req.name} for {target} {inputs.compiler}"
                 + (f"; {_scan_detail(fixups, gate)}" if fixups or gate else ""))
         _compile(req, tc, out, steps, key, store, ident, fixups, gate)
 

@@ -6,6 +6,12 @@ never imports torch, so a cache hit stays well under a second.
 :func:`full_preflight` adds the checks that need torch itself (which
 ``TORCH_CUDA_ARCH_LIST`` values this torch's ``cpp_extension`` accepts) and ninja.
 Each failure is a :class:`PreflightError` whose hint says exactly what to change.
+
+A CPU build: a CPU-only torch (``torch.version.cuda`` is None, as a ``cuda: cpu``
+resolution installs) and an op with no device code (no ``.cu`` source) need no CUDA
+toolkit.  Such a toolchain has ``toolkit=None`` and an empty arch list; only the host
+compiler and the C++ standard are checked.  A CUDA torch keeps every CUDA check, whatever
+the op's sources.
 """
 
 from __future__ import annotations
@@ -40,11 +46,16 @@ class Toolchain(BaseModel):
 
     prefix: Path
     facts: PrefixFacts
-    toolkit: Toolkit
+    toolkit: Toolkit | None  # None: a CPU build (CPU-only torch, no device code)
     compiler: Compiler
     cxx_std: str
     arch_list: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+
+    @property
+    def cpu_only(self) -> bool:
+        """True for a CPU build: no nvcc, no device code, no arch list."""
+        return self.toolkit is None
 
 
 def cxx_std_for(torch_version: str) -> str:
@@ -73,7 +84,8 @@ def choose_toolkit(facts: PrefixFacts, toolkits: list[Toolkit]) -> tuple[Toolkit
     if not facts.torch_cuda:
         raise PreflightError(
             f"torch {facts.torch_version} in the prefix is a CPU-only build; CUDA ops need a "
-            "CUDA build of torch", hint="install a CUDA build of torch (e.g. a +cu130 wheel)")
+            "CUDA build of torch", hint="install a CUDA build of torch (e.g. a +cu130 wheel); "
+                                        "an op without .cu sources builds for the CPU as it is")
     if not toolkits:
         raise PreflightError(
             "no CUDA toolkit found (looked for $PREFIX/bin/nvcc, site-packages/nvidia/cu*/bin/nvcc,"
@@ -100,13 +112,14 @@ def choose_toolkit(facts: PrefixFacts, toolkits: list[Toolkit]) -> tuple[Toolkit
     return chosen, warnings
 
 
-def check_compiler(compiler: Compiler | None, toolkit: Toolkit, cxx_std: str) -> list[str]:
-    """Host compiler vs nvcc's maximum gcc and the C++ standard torch passes."""
+def check_compiler(compiler: Compiler | None, toolkit: Toolkit | None,
+                   cxx_std: str) -> list[str]:
+    """Host compiler vs nvcc's maximum gcc (a CUDA build) and the C++ standard torch passes."""
     if compiler is None:
         raise PreflightError("no C/C++ compiler found (gcc/g++ or the prefix's conda gxx)",
                              hint="install gxx into the env (conda: gxx_linux-64) or g++ "
                                   "system-wide")
-    if toolkit.max_gcc is not None and compiler.major > toolkit.max_gcc:
+    if toolkit is not None and toolkit.max_gcc is not None and compiler.major > toolkit.max_gcc:
         raise PreflightError(
             f"g++ {compiler.version} ({compiler.cxx}) is newer than nvcc {toolkit.version} accepts "
             f"(gcc <= {toolkit.max_gcc}, from {toolkit.root}/include/crt/host_config.h)",
@@ -117,9 +130,10 @@ def check_compiler(compiler: Compiler | None, toolkit: Toolkit, cxx_std: str) ->
         raise PreflightError(
             f"g++ {compiler.version} cannot compile {cxx_std}, which this torch passes to "
             "extensions",
-            hint=f"install gxx_linux-64>={need} (<= {toolkit.max_gcc or 'nvcc max'}) into the env")
+            hint=f"install gxx_linux-64>={need}"
+                 + (f" (<= {toolkit.max_gcc or 'nvcc max'})" if toolkit else "") + " into the env")
     warnings = []
-    if toolkit.max_gcc is None:
+    if toolkit is not None and toolkit.max_gcc is None:
         warnings.append(f"no crt/host_config.h under {toolkit.root}; gcc limit not checked")
     return warnings
 
@@ -141,14 +155,26 @@ def check_arch_against_nvcc(arch_list: tuple[str, ...], toolkit: Toolkit) -> Non
 
 
 def quick_toolchain(prefix: Path, arch_list: tuple[str, ...],
-                    cxx_std: str | None = None) -> Toolchain:
-    """The toolchain for ``prefix`` with the checks that need no torch import."""
+                    cxx_std: str | None = None, device_code: bool = True) -> Toolchain:
+    """The toolchain for ``prefix`` with the checks that need no torch import.
+
+    ``device_code`` False (the op has no ``.cu`` source) with a CPU-only torch gives a CPU
+    build: no toolkit is looked for and the arch list is dropped (with a warning if one
+    was asked for).
+    """
     facts = prefix_facts(prefix)
-    toolkit, warnings = choose_toolkit(facts, find_toolkits(prefix, facts.site_packages))
+    toolkit: Toolkit | None = None
+    if facts.torch_version is not None and not facts.torch_cuda and not device_code:
+        warnings = ([f"arch list {';'.join(arch_list)} ignored: a CPU build has no device "
+                     "code"] if arch_list else [])
+        arch_list = ()
+    else:
+        toolkit, warnings = choose_toolkit(facts, find_toolkits(prefix, facts.site_packages))
     std = cxx_std or cxx_std_for(facts.torch_version or "0.0")
     compiler = find_compiler(prefix)
     warnings += check_compiler(compiler, toolkit, std)
-    check_arch_against_nvcc(arch_list, toolkit)
+    if toolkit is not None:
+        check_arch_against_nvcc(arch_list, toolkit)
     assert compiler is not None  # check_compiler raised otherwise
     return Toolchain(prefix=prefix, facts=facts, toolkit=toolkit, compiler=compiler, cxx_std=std,
                      arch_list=arch_list, warnings=tuple(warnings))
@@ -194,6 +220,7 @@ def check_ninja(tc: Toolchain) -> list[str]:
 
 def full_preflight(tc: Toolchain) -> Toolchain:
     """Run the torch-importing checks; returns the toolchain with any new warnings."""
-    check_arch_against_torch(tc)
+    if not tc.cpu_only:
+        check_arch_against_torch(tc)
     warnings = check_ninja(tc)
     return tc.model_copy(update={"warnings": tc.warnings + tuple(warnings)})

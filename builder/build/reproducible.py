@@ -42,7 +42,7 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 def prefix_maps(work: Path, prefix: Path, site_dirs: list[Path],
-                toolkit: Path) -> list[tuple[Path, str]]:
+                toolkit: Path | None) -> list[tuple[Path, str]]:
     """(real path, fixed name) pairs, outermost first.
 
     gcc tries the *last* matching option first, so inner paths (a PyPI toolkit inside
@@ -50,7 +50,8 @@ def prefix_maps(work: Path, prefix: Path, site_dirs: list[Path],
     """
     pairs: list[tuple[Path, str]] = [(prefix, "/envbuild/prefix")]
     pairs += [(d, f"/envbuild/site{i or ''}") for i, d in enumerate(site_dirs)]
-    pairs += [(toolkit, "/envbuild/cuda"), (work, "/envbuild/build")]
+    pairs += [(toolkit, "/envbuild/cuda")] if toolkit is not None else []  # None: a CPU build
+    pairs += [(work, "/envbuild/build")]
     seen: set[str] = set()
     out = []
     for real, fixed in sorted(pairs, key=lambda p: len(str(p[0]))):

@@ -29,7 +29,8 @@ lock, and every build sweeps the temp dirs of other keys whose lock nobody holds
 Key contract: ``key = sha256(json.dumps(payload, sort_keys=True))`` where payload is
 ``{"schema": KEY_SCHEMA, "op", "source", "fixups", "torch", "torch_cuda", "nvcc",
 "compiler", "arch_list", "python_abi", "cxx_std", "flags"}``, built by hand in
-:func:`op_key`.  Bump ``KEY_SCHEMA`` when the meaning of any field changes.
+:func:`op_key`.  Bump ``KEY_SCHEMA`` when the meaning of any field changes.  A CPU build
+(no toolkit) has ``"nvcc": "none"`` and an empty ``"arch_list"``; CUDA keys are unchanged.
 """
 
 from __future__ import annotations

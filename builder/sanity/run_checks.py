@@ -8,7 +8,9 @@ still checked, as an unrecorded op.  Prints one JSON object: ``{"torch", "torch_
 "devices", "checks": [...]}`` where each check is ``{"check", "device", "status":
 PASS|FAIL|SKIPPED, "reason", "seconds", "op", "source", "commit"}``.
 Kernel checks call the COMPILED ops directly (never a module that falls back to
-PyTorch).  Without a visible GPU every kernel check is SKIPPED with the reason.
+PyTorch).  Without a visible GPU every CUDA kernel check is SKIPPED with the reason; the
+kernel checks of a CPU kind (``kinds.CPU_KINDS``: an op built with a CPU kernel) run on the
+CPU on every machine.
 Imports only torch and the standard library (plus the op being checked).
 """
 
@@ -29,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import msda_reference as ref  # noqa: E402
 import torch  # noqa: E402
-from kinds import KINDS  # noqa: E402
+from kinds import CPU_KINDS, KINDS  # noqa: E402
 
 CHANNELS = (2, 32, 64)  # per-head channel counts the forward checks cover
 
@@ -192,6 +194,7 @@ def _msda_kernels() -> dict[str, Callable[[str], str]]:
 # kind -> its kernel checks (name -> fn(device)); "import" has none beyond the import
 KERNELS: dict[str, Callable[[], dict[str, Callable[[str], str]]]] = {
     "msdeformattn": _msda_kernels,
+    "msdeformattn-cpu": _msda_kernels,  # the same comparisons, on the CPU (CPU_KINDS)
     "detectron2": lambda: {"box_iou_rotated": detectron2_box_iou_rotated},
     "import": dict,
 }
@@ -213,11 +216,23 @@ def _import_row(kind: str, op: dict[str, Any]) -> dict[str, Any]:
     return _tagged(_result(name, None, do_import), op)
 
 
+def _cpu_row(check: str, fn: Callable[[str], str], imported: bool) -> dict[str, Any]:
+    """One kernel check of a CPU kind: the op against the reference on the CPU."""
+    if not imported:
+        return {"check": check, "device": None, "status": "SKIPPED",
+                "reason": "the op does not import (see the import check)", "seconds": 0.0}
+    return _result(check, "cpu", functools.partial(fn, "cpu"))
+
+
 def check_op(kind: str, op: dict[str, Any], gpus: list[dict[str, Any]],
              no_gpu: str | None) -> list[dict[str, Any]]:
-    """The import check of one op, then its kind's kernel checks on every GPU."""
+    """The import check of one op, then its kind's kernel checks on every GPU (on the CPU
+    for a CPU kind)."""
     rows = [_import_row(kind, op)]
     imported = rows[0]["status"] == "PASS"
+    if kind in CPU_KINDS:
+        return rows + [_tagged(_cpu_row(f"{kind}.{name}", fn, imported), op)
+                       for name, fn in KERNELS[kind]().items()]
     for name, fn in KERNELS[kind]().items():
         if no_gpu is not None or not imported:
             why = no_gpu or "the op does not import (see the import check)"
@@ -241,7 +256,8 @@ def check_op(kind: str, op: dict[str, Any], gpus: list[dict[str, Any]],
 def plan(recorded: list[dict[str, Any]], wanted: list[str]) -> list[tuple[str, dict[str, Any]]]:
     """(kind, op) pairs to check: every recorded op (its kind, or "import"), and each kernel
     kind's default module when no recorded op has that kind but the module is importable
-    (or the kind was asked for by name)."""
+    (or the kind was asked for by name), unless a recorded op of a kernel kind provides that
+    module: its own kind says what to check (a CPU-kernel op shares the CUDA op's name)."""
     out = []
     for op in recorded:
         kind = op.get("sanity") or "import"
@@ -251,8 +267,9 @@ def plan(recorded: list[dict[str, Any]], wanted: list[str]) -> list[tuple[str, d
         if modules and (not wanted or kind in wanted):
             out.append((kind, {**op, "modules": modules}))
     have = {k for k, _ in out}
+    claimed = {m for k, op in out if k != "import" for m in op["modules"]}
     for kind, (module, _) in KINDS.items():
-        if module is None or kind in have or (wanted and kind not in wanted):
+        if module is None or kind in have or module in claimed or (wanted and kind not in wanted):
             continue
         if kind in wanted or importlib.util.find_spec(module.split(".")[0]) is not None:
             owner = next((op for op in recorded if module in (op.get("modules") or [])),
