@@ -4,7 +4,7 @@ Lets ``envbuild env`` run every stage on a machine that reaches no conda channel
 (tests marked ``e2e``, ``make demo``).  The channel holds:
 
 * ``python``: the host interpreter (``sys.base_prefix``) packaged as a conda
-  package.  Text files that embed the host prefix (sysconfig data, scripts) carry
+  package, with its C headers (``include/pythonX.Y``: the demo's op compiles against them).  Text files that embed the host prefix (sysconfig data, scripts) carry
   it as their ``prefix_placeholder`` so the installer rewrites them; ELF RUNPATHs
   naming the host ``lib`` are made ``$ORIGIN``-relative, so the interpreter loads
   *its own* ``libpython`` from wherever it is installed.
@@ -34,7 +34,7 @@ from builder.condapkg import PackageMeta, relativize_runpath, write_conda
 from builder.util.fs import atomic_write_text, file_lock, remove_tree, temp_dir_in
 from builder.util.hashing import payload_digest
 
-SCHEMA = 3
+SCHEMA = 4  # 4: the python package carries its C headers (include/pythonX.Y)
 TOOL_PLACEHOLDER = "/opt/envbuild-placeholder-prefix-for-the-demo-tool/placeholder"
 WHEEL_NAME, WHEEL_VERSION = "envbuild_demo_greeting", "1.0.0"
 # Parts of the stdlib a demo env never needs; they only make the archive bigger.
@@ -119,6 +119,11 @@ def build_python_package(prefix: Path, version: str, channel: Path, stage: Path)
         for f in filenames:
             if not f.endswith((".pyc", ".pyo")):
                 _copy(Path(dirpath) / f, stage / "lib" / rel_dir / f)
+    # the C headers, as a conda python has them: the demo's op compiles against them
+    headers = prefix / "include" / f"python{xy}"
+    for src in sorted(headers.rglob("*")) if headers.is_dir() else ():
+        if src.is_file():
+            _copy(src, stage / "include" / f"python{xy}" / src.relative_to(headers))
     (stage / "lib" / f"python{xy}" / "site-packages").mkdir(parents=True, exist_ok=True)
     (stage / "lib" / f"python{xy}" / "site-packages" / "README.txt").write_text(
         "third-party packages of this environment\n")
