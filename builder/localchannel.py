@@ -4,7 +4,8 @@ Lets ``envbuild env`` run every stage on a machine that reaches no conda channel
 (tests marked ``e2e``, ``make demo``).  The channel holds:
 
 * ``python``: the host interpreter (``sys.base_prefix``) packaged as a conda
-  package, with its C headers (``include/pythonX.Y``: the demo's op compiles against them).  Text files that embed the host prefix (sysconfig data, scripts) carry
+  package, with its C headers (``include/pythonX.Y``: the demo's op compiles against
+  them).  Text files that embed the host prefix (sysconfig data, scripts) carry
   it as their ``prefix_placeholder`` so the installer rewrites them; ELF RUNPATHs
   naming the host ``lib`` are made ``$ORIGIN``-relative, so the interpreter loads
   *its own* ``libpython`` from wherever it is installed.
