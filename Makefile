@@ -9,7 +9,7 @@ CUDA ?= 11.7
 SNAPSHOT ?= ../shared/channels-snapshot
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-deps resolve lock lock-check env demo onboard bench lint typecheck clean
+.PHONY: setup test test-deps resolve lock lock-check env demo onboard bench lint typecheck clean matrix-snapshot
 
 setup: $(VENV)/.setup-stamp
 
@@ -34,6 +34,10 @@ resolve: setup
 
 lock: setup
 	$(ENVBUILD) lock $(SPEC) --cuda $(CUDA) $(if $(wildcard $(SNAPSHOT)),--channel-snapshot $(SNAPSHOT))
+
+# after editing builder/matrix/data/*.yaml: the validated data resolve loads without validating
+matrix-snapshot: setup
+	$(BIN)/python -m builder.matrix.snapshot
 
 lock-check: setup
 	$(ENVBUILD) lock $(SPEC) --cuda $(CUDA) --check $(if $(wildcard $(SNAPSHOT)),--channel-snapshot $(SNAPSHOT))

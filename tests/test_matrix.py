@@ -134,14 +134,96 @@ def test_cache_is_used_and_corruption_ignored(tmp_path: Path) -> None:
 
     copy = tmp_path / "data"
     shutil.copytree(DATA_DIR, copy)
+    with open(copy / "gpus.yaml", "a", encoding="utf-8") as fh:
+        fh.write("# not the shipped data: the packaged snapshot does not apply\n")
+    load_matrix.cache_clear()
     m1 = load_matrix(copy)
     cache = _cache_path(m1.version)
     assert cache is not None and cache.is_file()
-    assert json.loads(cache.read_text())["torch"]["releases"]
+    assert json.loads(cache.read_text())["data"]["torch"]["releases"]
+    load_matrix.cache_clear()
+    assert load_matrix(copy) == m1  # rebuilt from the cache
     cache.write_text("{not json", encoding="utf-8")
     load_matrix.cache_clear()
     assert load_matrix(copy).version == m1.version  # re-parsed, not crashed
     assert os.environ["ENVBUILD_HOME"] in str(cache)
+
+
+def test_packaged_snapshot_matches_the_data() -> None:
+    from builder.matrix import snapshot
+    from builder.matrix.load import validate_from_yaml
+
+    version, validated = validate_from_yaml(DATA_DIR)
+    data = snapshot.read(snapshot.PACKAGED, version)
+    assert data is not None, "builder/matrix/data/validated.json is stale: make matrix-snapshot"
+    assert data == snapshot.document(version, validated)["data"]
+
+
+def test_snapshot_rebuild_equals_validation() -> None:
+    from builder.matrix import snapshot
+    from builder.matrix.load import validate_from_yaml
+
+    version, validated = validate_from_yaml(DATA_DIR)
+    rebuilt = snapshot.build(version, snapshot.document(version, validated)["data"])
+    assert rebuilt is not None and rebuilt == validated
+    assert rebuilt.model_dump() == validated.model_dump()
+    assert type(rebuilt.torch.releases) is tuple and type(rebuilt.cuda.releases[0].sm) is tuple
+
+
+def test_snapshot_for_other_data_or_tampered_is_not_used(tmp_path: Path) -> None:
+    from builder.matrix import snapshot
+    from builder.matrix.load import validate_from_yaml
+
+    version, validated = validate_from_yaml(DATA_DIR)
+    doc = snapshot.document(version, validated)
+    assert snapshot.data_of(doc, version) is not None
+    assert snapshot.data_of(doc, "m1-0000000000000000") is None
+    doc["data"]["gpus"]["gpus"][0]["cc"] = "1.0"
+    assert snapshot.data_of(doc, version) is None  # digest no longer matches
+    bad = {"gpus": {"gpus": "not rows"}}
+    assert snapshot.build(version, bad) is None
+
+
+_RESOLVE_CASES = [
+    ("mask2former.yaml", {"cuda": "11.7"}), ("mask2former.yaml", {"cuda": "11.3"}),
+    ("mask2former.yaml", {"cuda": "11.7", "gpus": ("NVIDIA GeForce RTX 4090",)}),
+    ("mask2former.yaml", {"cuda": "cpu"}), ("mask2former-modern.yaml", {}), ("demo.yaml", {}),
+]
+
+
+def test_resolve_same_from_snapshot_and_from_validation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from builder.errors import EnvbuildError as _Err
+    from builder.matrix import snapshot
+    from builder.resolve import ResolveRequest, resolve
+    from builder.spec import load_spec
+
+    spec_dir = Path(__file__).resolve().parent.parent / "envspecs"
+
+    def answers() -> list[object]:
+        out: list[object] = []
+        for name, flags in _RESOLVE_CASES:
+            try:
+                out.append(resolve(load_spec(spec_dir / name), ResolveRequest(**flags)).to_json())
+            except _Err as exc:
+                out.append(("error", str(exc)))
+        return out
+
+    load_matrix.cache_clear()
+    fast = answers()
+    assert load_matrix() == snapshot.build(
+        load_matrix().version, snapshot.read(snapshot.PACKAGED, load_matrix().version) or {})
+    monkeypatch.setattr(snapshot, "PACKAGED", tmp_path / "absent.json")
+    monkeypatch.setenv("ENVBUILD_HOME", str(tmp_path / "fresh-home"))
+    load_matrix.cache_clear()
+    try:
+        validated = answers()
+        # the answers came from validating the YAML (which then caches its result)
+        assert list((tmp_path / "fresh-home" / "matrix").glob("validated-*.json"))
+    finally:
+        load_matrix.cache_clear()
+    assert any(isinstance(a, dict) for a in fast)
+    assert fast == validated
 
 
 def test_broken_data_is_an_error(tmp_path: Path) -> None:

@@ -4,9 +4,10 @@
 ``sha256(for each data file sorted by name: name NUL bytes NUL)``: any edit of a data
 file changes it, and it goes into every Resolution (so into the lock's input hash).
 
-Parsing YAML costs tens of milliseconds on the hot path of ``envbuild resolve``; the
-parsed data is therefore cached as JSON under ``$ENVBUILD_HOME/matrix/<version>.json``
-(written atomically; a corrupt or unwritable cache only costs the parse).
+Parsing YAML and building the models' validators cost tens of milliseconds on the hot
+path of ``envbuild resolve``; validated data is therefore kept as JSON keyed by the
+version (:mod:`builder.matrix.snapshot`: shipped beside the data files, and cached under
+``$ENVBUILD_HOME/matrix/``; a stale, corrupt or unwritable one only costs the parse).
 """
 
 from __future__ import annotations
@@ -71,50 +72,55 @@ def _cache_path(version: str) -> Path | None:
     from builder import paths
 
     try:
-        return paths.home() / "matrix" / f"{version}.json"
+        return paths.home() / "matrix" / f"validated-{version}.json"
     except (OSError, RuntimeError):  # no home directory at all
         return None
 
 
-def _cached(version: str) -> dict[str, Any] | None:
-    path = _cache_path(version)
-    if path is None:
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _store(version: str, data: dict[str, Any]) -> None:
+def _store(version: str, matrix: Any) -> None:
     path = _cache_path(version)
     if path is None:
         return
+    from builder.matrix.snapshot import document
     from builder.util.fs import atomic_write_bytes
 
     # a read-only home only loses the cache
     with contextlib.suppress(OSError):
-        atomic_write_bytes(path, json.dumps(data, separators=(",", ":")).encode())
+        blob = json.dumps(document(version, matrix), separators=(",", ":"))
+        atomic_write_bytes(path, blob.encode())
 
 
-@functools.lru_cache(maxsize=4)
-def load_matrix(data_dir: Path | None = None) -> Any:
-    """The :class:`~builder.matrix.models.Matrix` (parsed once per process)."""
+def validate_from_yaml(data_dir: Path) -> tuple[str, Any]:
+    """``(version, Matrix)`` parsed from the YAML files and validated by the models."""
     from pydantic import ValidationError
 
     from builder.matrix.models import Matrix
 
-    blobs = _read_all(data_dir or DATA_DIR)
+    blobs = _read_all(data_dir)
     version = version_of(blobs)
-    raw = _cached(version)
-    fresh = raw is None
-    if raw is None:
-        raw = _parse(blobs)
     try:
-        matrix = Matrix.model_validate({"version": version, **raw})
+        return version, Matrix.model_validate({"version": version, **_parse(blobs)})
     except ValidationError as exc:
         raise EnvbuildError(f"matrix data does not match its schema: {exc}") from None
-    if fresh:
-        _store(version, raw)
+
+
+@functools.lru_cache(maxsize=4)
+def load_matrix(data_dir: Path | None = None) -> Any:
+    """The :class:`~builder.matrix.models.Matrix` (loaded once per process).
+
+    Validated data of the same version (:mod:`builder.matrix.snapshot`: the one shipped
+    beside the data files, else the one in ``$ENVBUILD_HOME``) is rebuilt without running
+    validation; otherwise the YAML files are parsed and validated, and the result cached.
+    """
+    from builder.matrix import snapshot
+
+    data_dir = data_dir or DATA_DIR
+    version = version_of(_read_all(data_dir))
+    for path in (snapshot.PACKAGED, _cache_path(version)):
+        data = snapshot.read(path, version)
+        matrix = snapshot.build(version, data) if data is not None else None
+        if matrix is not None:
+            return matrix
+    version, matrix = validate_from_yaml(data_dir)
+    _store(version, matrix)
     return matrix
