@@ -33,6 +33,7 @@ class EnvRequest(BaseModel):
     channels: tuple[str, ...] = ()
     progress: bool = False
     offline: bool = False  # install from the package cache only
+    sources: tuple[str, ...] = ()  # NAME=PATH: local copies of pinned sources
 
 
 class Context:
@@ -75,7 +76,20 @@ def _lock_request(ctx: Context, output: Path) -> Any:
     from builder.lock import LockRequest
 
     return LockRequest(spec=ctx.loaded, resolution=ctx.resolution, output=output,
-                       channels=ctx.req.channels)
+                       channels=ctx.req.channels, source_overrides=_overrides(ctx))
+
+
+def _overrides(ctx: Context) -> dict[str, Path]:
+    """``--source NAME=PATH`` as a mapping; a name the spec does not have is bad input."""
+    from builder.errors import UsageError
+    from builder.sources import parse_source_overrides
+
+    overrides = parse_source_overrides(list(ctx.req.sources))
+    unknown = sorted(set(overrides) - set(ctx.loaded.spec.sources))
+    if unknown:
+        raise UsageError(f"--source names unknown source(s): {', '.join(unknown)}",
+                         hint="known: " + (", ".join(sorted(ctx.loaded.spec.sources)) or "none"))
+    return overrides
 
 
 def stage_lock(ctx: Context) -> tuple[Action, str]:
@@ -115,7 +129,8 @@ def _prefetch_sources(ctx: Context) -> None:
 
     pinned = {p.name: p for p in _pinned_sources(ctx)}
     for name in sorted({op.source for op in ops if op.source in pinned}):
-        fetch_source(pinned[name], paths.sources_cache(), spec_dir=ctx.loaded.path.parent)
+        fetch_source(pinned[name], paths.sources_cache(), overrides=_overrides(ctx),
+                     spec_dir=ctx.loaded.path.parent)
 
 
 def relock_command(ctx: Context, path: Path) -> str:
@@ -172,7 +187,8 @@ def stage_build(ctx: Context) -> tuple[Action, str]:
             raise CheckFailed(f"lockfile {ctx.lockfile} pins no source {op.source!r}",
                               hint="run `make lock`")
         pin = pinned[op.source]
-        root = fetch_source(pin, paths.sources_cache(), spec_dir=ctx.loaded.path.parent)
+        root = fetch_source(pin, paths.sources_cache(), overrides=_overrides(ctx),
+                            spec_dir=ctx.loaded.path.parent)
         location = pin.url if pin.kind == "git" else str(root.resolve())
         origin = OpOrigin(source=op.source, location=location, commit=pin.commit,
                           digest=pin.sha256)

@@ -196,7 +196,8 @@ def _unreachable(name: str, url: str, detail: str) -> SourceUnreachable:
     return SourceUnreachable(
         f"source {name!r}: cannot reach git URL {redact_url(url)}\n  {detail.strip()[-400:]}",
         hint=f"pass a local copy with --source {name}=PATH (a git clone, bare or not, "
-             "or a plain directory of that commit)")
+             "or a plain directory of that commit); on a machine without network, "
+             "`make demo` runs every stage offline")
 
 
 def _fetch_into_mirror(name: str, url: str, rev: str) -> Path:

@@ -122,6 +122,37 @@ def test_unreachable_url_names_source_and_suggests_override(tmp_path: Path) -> N
     assert info.value.exit_code == 1
     assert "source 'up'" in info.value.message
     assert info.value.hint is not None and "--source up=PATH" in info.value.hint
+    assert "`make demo`" in info.value.hint
+
+
+def test_env_prefetch_takes_source_overrides(tmp_path: Path, repo: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """`envbuild env --source NAME=PATH`: a pinned git source the machine cannot reach is
+    taken from a local clone (verified against the pin); an unknown NAME is bad input."""
+    import builder.env_stages as stages
+    from builder.errors import UsageError as Usage
+
+    loaded = load_spec(_spec(tmp_path, "v1", "ops:\n  - {name: k, source: up, path: ops}\n"))
+    pinned = pin_source("up", loaded.spec.sources["up"], loaded, {"up": repo})
+    monkeypatch.setattr(stages, "_pinned_sources", lambda ctx: [pinned])
+    monkeypatch.setenv("ENVBUILD_HOME", str(tmp_path / "home"))
+
+    class _Res:
+        ops = loaded.spec.ops
+
+    def ctx(*sources: str) -> stages.Context:
+        c = stages.Context(stages.EnvRequest(spec=loaded.path, sources=sources), loaded,
+                           None, "cpu")
+        c.resolution = _Res()
+        return c
+
+    with pytest.raises(SourceUnreachable):  # example.invalid: no network needed to fail
+        stages._prefetch_sources(ctx())
+    stages._prefetch_sources(ctx(f"up={repo}"))
+    cached = list((tmp_path / "home" / "sources").glob("up-*"))
+    assert [(c / "ops" / "kernel.cu").read_text() for c in cached] == ["__global__ void k() {}\n"]
+    with pytest.raises(Usage, match="unknown source"):
+        stages._prefetch_sources(ctx(f"nope={repo}"))
 
 
 def test_unknown_rev_points_at_the_spec_line(tmp_path: Path, repo: Path) -> None:

@@ -81,9 +81,13 @@ def install(lockfile: Path, prefix: Path | None, force: bool, channels: tuple[st
                    "the channel list for the lock")
 @click.option("--offline", is_flag=True,
               help="install from the package cache only; name every package it lacks")
+@click.option("--source", "sources", multiple=True, metavar="NAME=PATH",
+              help="a local copy of a pinned source (a git clone, bare or not, or a plain "
+                   "directory of the locked commit; repeatable); verified against the lock")
 @click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object")
 def env(spec: Path, cuda: str | None, prefix: Path | None, lockfile: Path | None,
-        channels: tuple[str, ...], offline: bool, as_json: bool) -> None:
+        channels: tuple[str, ...], offline: bool, sources: tuple[str, ...],
+        as_json: bool) -> None:
     """Resolve, lock (if missing), install, build ops and run sanity checks."""
     from builder.env import env_lockfile, run_env
     from builder.env_stages import EnvRequest
@@ -92,7 +96,7 @@ def env(spec: Path, cuda: str | None, prefix: Path | None, lockfile: Path | None
     if existing is not None:
         show_lock_warnings(existing)
     result = run_env(EnvRequest(spec=spec, cuda=cuda, prefix=prefix, lockfile=lockfile,
-                                channels=channels, offline=offline,
+                                channels=channels, offline=offline, sources=sources,
                                 progress=sys.stderr.isatty()))
     if as_json:
         from builder.cli import echo_json
