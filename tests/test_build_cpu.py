@@ -184,3 +184,21 @@ def test_a_wrong_cpu_kernel_fails_the_sanity_check(cpu_prefix: Path, tmp_path: P
     # GPU checks are never a PASS here: SKIPPED with the reason
     assert rows["torch.matmul"]["status"] == "SKIPPED"
     assert "CPU-only build" in rows["torch.matmul"]["reason"]
+
+
+def test_an_op_of_the_cpu_kind_is_not_also_checked_as_the_cuda_kind(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo op shares the CUDA op's module name: sanity plans only its own kind for it,
+    while an op recorded as plain ``import`` still gets the kernel kind of its module."""
+    from tests.test_sanity_cpu import _load
+
+    checks = _load()
+    monkeypatch.setattr(checks.importlib.util, "find_spec", lambda name: object())
+    demo = {"op": "msda-cpu", "sanity": "msdeformattn-cpu",
+            "modules": ["MultiScaleDeformableAttention"], "source": "demo-ops", "commit": None}
+    kinds = [k for k, _ in checks.plan([demo], [])]
+    assert "msdeformattn-cpu" in kinds and "msdeformattn" not in kinds
+    plain = {**demo, "sanity": None}
+    assert "msdeformattn" in [k for k, _ in checks.plan([plain], [])]
+    # the CPU kind is never picked up from an importable module alone
+    assert "msdeformattn-cpu" not in [k for k, _ in checks.plan([], [])]
