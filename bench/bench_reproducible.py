@@ -86,7 +86,8 @@ def main() -> int:
             runs=n, command=cmd),
         row("second builds identical to the stored wheel",
             sum(r["identical"] for r in rounds), f"of {n}", runs=n, command=cmd),
-        row("wheel comparator alone (member sha256s of two wheels)", med["compare"] * 1000, "ms",
+        row("wheel comparator alone (every member's sha256, the stored wheel against "
+            "itself: the work of two)", med["compare"] * 1000, "ms",
             runs=n, command=cmd),
     ]
     write_results("reproducible", rows)

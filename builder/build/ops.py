@@ -238,6 +238,8 @@ def prepare_op(req: OpBuildRequest, store: Store | None = None,
     inputs = key_inputs(req, tc, digest, fixups, gate)
     key = op_key(inputs)
     ident = build_ident(inputs)
+    if not req.origin.digest:  # the record says which tree was built, whatever its source
+        req = req.model_copy(update={"origin": req.origin.model_copy(update={"digest": digest})})
     rechecked = False
 
     def build(out: Path) -> None:
