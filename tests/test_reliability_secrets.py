@@ -148,7 +148,7 @@ def test_credentials_never_on_uvs_command_line(tmp_path: Path) -> None:
     config = tmp_path / "uv.toml"
     assert SECRET not in " ".join(argv)
     assert "--config-file" in argv and (config.stat().st_mode & 0o077) == 0
-    import tomllib
+    from builder.lock.pypi_layer import tomllib  # tomli before python 3.11
 
     pip = tomllib.loads(config.read_text())["pip"]
     assert pip["find-links"] == [f"{cred}/wheels/"] and pip["index-url"] == f"{cred}/simple"

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import tomllib
 from packaging.markers import Marker
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
@@ -44,6 +43,11 @@ from pydantic import BaseModel, ConfigDict
 from builder.errors import CommandError, ConflictError, EnvbuildError
 from builder.util import cmd
 from builder.util.redact import redact
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, published for 3.10 as tomli (a dependency there)
+    import tomli as tomllib
 
 # conda package name -> PyPI project name, where they differ (python packages only)
 CONDA_TO_PYPI = {
