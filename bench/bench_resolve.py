@@ -8,7 +8,7 @@ resolve, JSON).  Three rows:
   parsed-matrix cache warm;
 * cold: a fresh, empty ``ENVBUILD_HOME`` each run (matrix YAML parsed, nothing cached).
 
-Goal (issue 2): <= 300 ms.
+Goals: <= 300 ms (issue 2); cold <= 150 ms (issue 13).
 
     .venv/bin/python bench/bench_resolve.py [--runs N]
 """
@@ -27,6 +27,7 @@ from common import REPO, envbuild_cmd, median_seconds, row, run_quiet, write_res
 
 ARGS = ["resolve", "envspecs/mask2former.yaml", "--cuda", "11.7", "--json"]
 GOAL_MS = 300.0
+COLD_GOAL_MS = 150.0  # issue 13: a first run in a fresh ENVBUILD_HOME
 
 
 def _samples(seconds: list[float]) -> str:
@@ -62,7 +63,7 @@ def main() -> int:
         row("resolve wall, new request (--driver varies), matrix cache warm", new_s * 1000,
             "ms", goal=GOAL_MS, runs=runs, command=shown + " --driver 525.60.1NN",
             note=_samples(new_samples)),
-        row("resolve wall, cold (fresh ENVBUILD_HOME)", cold_s * 1000, "ms", goal=300,
+        row("resolve wall, cold (fresh ENVBUILD_HOME)", cold_s * 1000, "ms", goal=COLD_GOAL_MS,
             runs=runs, command=shown, note=_samples(cold_samples)),
     ]
     write_results("resolve", rows)
