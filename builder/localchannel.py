@@ -5,7 +5,9 @@ Lets ``envbuild env`` run every stage on a machine that reaches no conda channel
 
 * ``python``: the host interpreter (``sys.base_prefix``) packaged as a conda
   package, with its C headers (``include/pythonX.Y``: the demo's op compiles against
-  them).  Text files that embed the host prefix (sysconfig data, scripts) carry
+  them) and hash-checked bytecode for its stdlib, as a conda python ships it (a new
+  prefix's first interpreter start does not compile what it imports).  Text files that
+  embed the host prefix (sysconfig data, scripts) carry
   it as their ``prefix_placeholder`` so the installer rewrites them; ELF RUNPATHs
   naming the host ``lib`` are made ``$ORIGIN``-relative, so the interpreter loads
   *its own* ``libpython`` from wherever it is installed.
@@ -35,7 +37,7 @@ from builder.condapkg import PackageMeta, relativize_runpath, write_conda
 from builder.util.fs import atomic_write_text, file_lock, remove_tree, temp_dir_in
 from builder.util.hashing import payload_digest
 
-SCHEMA = 4  # 4: the python package carries its C headers (include/pythonX.Y)
+SCHEMA = 5  # 4: the python package carries its C headers; 5: and its stdlib bytecode
 TOOL_PLACEHOLDER = "/opt/envbuild-placeholder-prefix-for-the-demo-tool/placeholder"
 WHEEL_NAME, WHEEL_VERSION = "envbuild_demo_greeting", "1.0.0"
 # Parts of the stdlib a demo env never needs; they only make the archive bigger.
@@ -120,6 +122,7 @@ def build_python_package(prefix: Path, version: str, channel: Path, stage: Path)
         for f in filenames:
             if not f.endswith((".pyc", ".pyo")):
                 _copy(Path(dirpath) / f, stage / "lib" / rel_dir / f)
+    _compile_stdlib(stage / "lib" / f"python{xy}", str(prefix))
     # the C headers, as a conda python has them: the demo's op compiles against them
     headers = prefix / "include" / f"python{xy}"
     for src in sorted(headers.rglob("*")) if headers.is_dir() else ():
@@ -134,6 +137,29 @@ def build_python_package(prefix: Path, version: str, channel: Path, stage: Path)
     meta = PackageMeta(name="python", version=version, build=f"envbuild_{SCHEMA}",
                        license="PSF-2.0")
     return write_conda(stage, meta, channel, placeholder=str(prefix))
+
+
+def _compile_stdlib(stdlib: Path, placeholder: str) -> None:
+    """Bytecode beside the staged stdlib, as a conda python package ships it.
+
+    Without it every first start of an installed interpreter compiles what it imports
+    (uv's interpreter query of a new prefix: 0.13 s instead of 0.05 s).  Hash-checked
+    pycs stay valid whatever mtimes the installer gives the files; a module whose source
+    embeds the prefix placeholder is rewritten at install, so it gets none.
+    """
+    import py_compile
+    from importlib.util import cache_from_source
+
+    mode = py_compile.PycInvalidationMode.CHECKED_HASH
+    for src in sorted(stdlib.rglob("*.py")):
+        if placeholder.encode() in src.read_bytes():
+            continue
+        try:
+            py_compile.compile(str(src), cfile=cache_from_source(str(src)),
+                               dfile=src.relative_to(stdlib.parent).as_posix(),
+                               doraise=True, invalidation_mode=mode)
+        except py_compile.PyCompileError:
+            continue  # not valid for this interpreter: it is never imported either
 
 
 def build_tool_package(channel: Path, stage: Path) -> Path:

@@ -44,3 +44,20 @@ def test_packaged_python_runs_from_the_prefix_with_its_own_libpython(
                          text=True, check=True, env={"PATH": "/usr/bin:/bin"}).stdout.split()
     assert out[0] == str(prefix)
     assert out[1].startswith(str(prefix.resolve()))  # not the host interpreter's libpython
+
+
+def test_installed_python_starts_from_shipped_bytecode(local: LocalChannel, tmp_path: Path) -> None:
+    lockfile = write_channel_lockfile(local, tmp_path / "l.conda-lock.yml")
+    prefix = tmp_path / "env"
+    install(InstallRequest(lockfile=lockfile, prefix=prefix))
+    lib = next((prefix / "lib").glob("python3.*"))
+    assert (lib / "json" / "__pycache__").is_dir()
+    # a module that embeds the prefix is rewritten at install: it ships no bytecode
+    sysconfigdata = next(lib.glob("_sysconfigdata_*.py"))
+    assert not list((lib / "__pycache__").glob(sysconfigdata.stem + ".*.pyc"))
+    proc = subprocess.run([str(prefix / "bin" / "python3"), "-v", "-B", "-c", "import json"],
+                          capture_output=True, text=True, check=True,
+                          env={"PATH": "/usr/bin:/bin"})
+    used = [ln for ln in proc.stderr.splitlines() if ln.startswith("# code object from")]
+    assert any("json/__pycache__/" in ln for ln in used), proc.stderr[-2000:]
+    assert not any("json/__init__.py'" in ln for ln in used)  # not compiled from source
