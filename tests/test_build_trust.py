@@ -87,13 +87,14 @@ def test_a_failed_check_keeps_the_build_and_a_fixed_prefix_rechecks_it(
     _give_dep(prefix, "0.5", module=True)
     msg, said = _fails(prefix, store)
     assert "installed 0.5, which conflicts" in msg
+    assert "the kept build of envbuild_needsdep (not compiled again) still fails check-deps" in msg
     assert not any(s.startswith(f"building {OP}") for s in said), said
     assert any("checking the kept build" in s for s in said), said
 
     # 3. the distribution is there but not its module: the import check names the requirement
     _give_dep(prefix, "1.2", module=False)
     msg, _ = _fails(prefix, store)
-    assert "check-import failed" in msg and "No module named 'envbuild_fixture_dep'" in msg
+    assert "still fails check-import" in msg and "No module named 'envbuild_fixture_dep'" in msg
     assert "comes from envbuild-fixture-dep, required by the op's metadata" in msg
     assert 'add pip: "envbuild-fixture-dep>=1.0"' in msg
 

@@ -31,9 +31,10 @@ from builder.util.fs import remove_tree
 
 
 def check_candidate(req: OpBuildRequest, tc: Toolchain, wheel: Path, out: Path, steps: Steps,
-             key: str, store_root: Path) -> None:
+                    key: str, store_root: Path, *, kept: bool = False) -> None:
     """check-targets, check-deps, check-import on ``wheel``; moves it to ``out`` if all pass,
-    else keeps it in quarantine and raises naming the check, the cause and where it is."""
+    else keeps it in quarantine and raises naming the check, the cause and where it is.
+    ``kept``: ``wheel`` is a quarantined build checked again (nothing was compiled)."""
     work = out / "check"
     current = "check-targets"
     try:
@@ -47,7 +48,9 @@ def check_candidate(req: OpBuildRequest, tc: Toolchain, wheel: Path, out: Path, 
             check_import_of(req, tc, wheel, work / "candidate")
     except CheckFailed as exc:
         where = quarantine.keep(store_root, key, wheel, out / "build.log", current, exc.message)
-        raise CheckFailed(f"{req.name} compiled, but {current} failed:\n{exc.message}\n"
+        what = (f"the kept build of {req.name} (not compiled again) still fails {current}"
+                if kept else f"{req.name} compiled, but {current} failed")
+        raise CheckFailed(f"{what}:\n{exc.message}\n"
                           + quarantine.notice(where), hint=_CHECK_HINTS.get(current, exc.hint)
                           or exc.hint) from None
     shutil.move(str(wheel), out / wheel.name)

@@ -250,7 +250,8 @@ def prepare_op(req: OpBuildRequest, store: Store | None = None,
                 log(f"{req.name}: checking the kept build {key[:12]} again (it failed "
                     f"{kept.check} before) instead of compiling")
             rechecked = True
-            check_candidate(req, tc, quarantine.restore(kept, out), out, steps, key, store.root)
+            check_candidate(req, tc, quarantine.restore(kept, out), out, steps, key, store.root,
+                            kept=True)
             return
         with steps.step("preflight"):
             tc = full_preflight(tc)
