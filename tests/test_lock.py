@@ -338,6 +338,8 @@ def test_reading_and_installing_never_import_conda_lock(locked: tuple[LockReques
              f"envbuild_metadata(read_lockfile(Path({str(path)!r})))\n"
              f"load_plan(Path({str(path)!r}), platform='linux-64')\n"
              "assert 'builder.lock.pipeline' not in sys.modules, 'reading imported the pipeline'\n"
+             "assert 'builder.sources' not in sys.modules, 'reading imported the source fetcher'\n"
+             "assert 'builder.spec' not in sys.modules, 'reading imported the spec models'\n"
              "import builder.lock.api, builder.cli.install, builder.cli.lock, builder.env_stages\n"
              "assert 'conda_lock' not in sys.modules, 'conda_lock was imported'\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

@@ -37,7 +37,7 @@ from builder.lock.lockformat import (
     parse,
     to_data,
 )
-from builder.sources import PinnedSource
+from builder.pinned import PinnedSource
 from builder.util.hashing import payload_digest
 
 if TYPE_CHECKING:
