@@ -4,16 +4,22 @@
 * Sockets to anything but loopback are refused unless the test is marked ``network``;
   ``network`` tests skip (with the reason) when PyPI cannot be reached.
 * ``gpu`` tests skip with the reason when no CUDA GPU is visible.
+* ``local``: the demo's local conda channel, built once per session (tests only read it;
+  a test that changes a channel copies it first).
 """
 
 from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.helpers import gpu_unavailable_reason, pypi_unreachable_reason
+
+if TYPE_CHECKING:
+    from builder.localchannel import LocalChannel
 
 _real_connect = socket.socket.connect
 
@@ -65,3 +71,11 @@ def demo_op_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One build store (``ENVBUILD_STORE``) for the tests that build the demo spec's op: the
     op's key does not depend on the prefix, so it is compiled once per session."""
     return tmp_path_factory.mktemp("demo-op-store")
+
+
+@pytest.fixture(scope="session")
+def local(tmp_path_factory: pytest.TempPathFactory) -> LocalChannel:
+    # imported here: several tests assert which builder modules a code path imports
+    from builder.localchannel import ensure_local_channel
+
+    return ensure_local_channel(tmp_path_factory.mktemp("localchannel") / "lc")

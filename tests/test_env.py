@@ -9,14 +9,9 @@ import pytest
 
 import builder.env as env_mod
 from builder.env import EnvRequest, default_prefix, run_env
-from builder.localchannel import LocalChannel, ensure_local_channel, write_channel_lockfile
+from builder.localchannel import LocalChannel, write_channel_lockfile
 
 SPEC = "name: demo\npython: '3.11'\ntorch: '==2.13.0'\ntorch_from: pypi\n"
-
-
-@pytest.fixture(scope="session")
-def local(tmp_path_factory: pytest.TempPathFactory) -> LocalChannel:
-    return ensure_local_channel(tmp_path_factory.mktemp("localchannel") / "lc")
 
 
 def test_default_prefix_is_in_the_project(tmp_path: Path) -> None:

@@ -12,15 +12,10 @@ import yaml
 
 from builder.export import export
 from builder.install.plan import load_plan
-from builder.localchannel import LocalChannel, ensure_local_channel, write_channel_lockfile
+from builder.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers import REPO, run_cli
 
 COMMITTED = REPO / "lockfiles" / "mask2former-cu117.conda-lock.yml"
-
-
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> LocalChannel:
-    return ensure_local_channel(tmp_path_factory.mktemp("export") / "lc")
 
 
 @pytest.fixture

@@ -14,13 +14,8 @@ from builder.install import InstallRequest, install, rollback
 from builder.install.generations import Generations
 from builder.install.plan import load_plan
 from builder.install.state import read_state
-from builder.localchannel import LocalChannel, ensure_local_channel, write_channel_lockfile
+from builder.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers import run_cli
-
-
-@pytest.fixture(scope="session")
-def local(tmp_path_factory: pytest.TempPathFactory) -> LocalChannel:
-    return ensure_local_channel(tmp_path_factory.mktemp("localchannel") / "lc")
 
 
 @pytest.fixture

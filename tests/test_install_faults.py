@@ -11,14 +11,9 @@ from pathlib import Path
 import pytest
 
 from builder.install.generations import Generations
-from builder.localchannel import LocalChannel, ensure_local_channel, write_channel_lockfile
+from builder.localchannel import LocalChannel, write_channel_lockfile
 from builder.util.fs import file_lock
 from tests.helpers import REPO, run_cli
-
-
-@pytest.fixture(scope="session")
-def local(tmp_path_factory: pytest.TempPathFactory) -> LocalChannel:
-    return ensure_local_channel(tmp_path_factory.mktemp("localchannel") / "lc")
 
 
 @pytest.fixture

@@ -11,15 +11,10 @@ from builder.errors import CheckFailed, EnvbuildError, UsageError
 from builder.install import InstallRequest, install
 from builder.install.mirrors import Mirrors, named_only, parse_mirrors
 from builder.install.plan import load_plan
-from builder.localchannel import LocalChannel, ensure_local_channel, write_channel_lockfile
+from builder.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers import run_cli
 
 GONE = "file:///nonexistent-envbuild-channel/team"
-
-
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> LocalChannel:
-    return ensure_local_channel(tmp_path_factory.mktemp("mirrors") / "lc")
 
 
 def _moved(local: LocalChannel, tmp_path: Path, new_channel: str) -> Path:

@@ -17,7 +17,6 @@ from builder.lock.conda_layer import CondaSolveRequest
 from builder.lock.rattler_net import needs_private_cache
 from builder.lock.solve_rattler import RattlerSolver
 from tests.helpers.reliability import serve_directory
-from tests.test_install_faults import local  # noqa: F401 - fixture
 
 
 def test_private_cache_only_for_credentialed_channels() -> None:

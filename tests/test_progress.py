@@ -7,14 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.localchannel import LocalChannel, ensure_local_channel, write_channel_lockfile
+from builder.localchannel import LocalChannel, write_channel_lockfile
 from builder.util import progress
 from tests.helpers import run_cli
-
-
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> LocalChannel:
-    return ensure_local_channel(tmp_path_factory.mktemp("progress") / "lc")
 
 
 def test_install_prints_one_timed_line_per_stage(local: LocalChannel, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from builder.install.state import read_state
 from builder.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers.reliability import Spawned, record, spawn_cli
 from tests.test_env_e2e import project  # noqa: F401 - fixture (network: fills the wheelhouse)
-from tests.test_install_faults import _leftovers, _works, local  # noqa: F401 - fixture
+from tests.test_install_faults import _leftovers, _works
 
 pytestmark = pytest.mark.reliability
 

@@ -38,7 +38,7 @@ from tests.helpers.reliability import (
     write_cheap_op,
 )
 from tests.test_build_compile import layered_prefix  # noqa: F401 - fixture
-from tests.test_install_faults import _leftovers, _works, local  # noqa: F401 - fixture
+from tests.test_install_faults import _leftovers, _works
 
 pytestmark = pytest.mark.reliability
 

@@ -26,7 +26,6 @@ from builder.install.plan import load_plan
 from builder.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers import REPO
 from tests.helpers.reliability import mutate_lines, record, run_to_end
-from tests.test_install_faults import local  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.reliability
 

@@ -15,7 +15,6 @@ from builder.errors import CheckFailed
 from builder.install.scripts import check_scripts, point_at_prefix
 from builder.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers.reliability import record, run_to_end, write_wheel
-from tests.test_install_faults import local  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.reliability
 

@@ -25,7 +25,6 @@ from tests.helpers.reliability import (
     write_links_page,
     write_wheel,
 )
-from tests.test_install_faults import local  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.reliability
 

@@ -32,7 +32,7 @@ from tests.helpers.reliability import (
     write_cheap_op,
 )
 from tests.test_build_compile import layered_prefix  # noqa: F401 - fixture
-from tests.test_install_faults import _works, local  # noqa: F401 - fixture
+from tests.test_install_faults import _works
 from tests.test_sources import _git
 
 pytestmark = pytest.mark.reliability

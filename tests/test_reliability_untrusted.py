@@ -18,7 +18,6 @@ import yaml
 
 from builder.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers.reliability import record, run_to_end, tree_state
-from tests.test_install_faults import local  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.reliability
 
