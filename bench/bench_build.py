@@ -29,9 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import row, write_results  # noqa: E402
-from builder.build.ops import OpBuildRequest, build_op  # noqa: E402
-from builder.build.store import Store  # noqa: E402
-from builder.build.toolchain import prefix_facts  # noqa: E402
+from builder.opbuild.ops import OpBuildRequest, build_op  # noqa: E402
+from builder.opbuild.store import Store  # noqa: E402
+from builder.opbuild.toolchain import prefix_facts  # noqa: E402
 
 # torch's own arch list for its cu130 wheels (compat-facts 4c)
 TORCH_DEFAULT = ("7.5", "8.0", "8.6", "9.0", "10.0", "12.0+PTX")

@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="envbuild-bench-"))
-    from builder.localchannel import ensure_local_channel, write_channel_lockfile
+    from builder.demo.localchannel import ensure_local_channel, write_channel_lockfile
 
     rows = noop_env_rows(args.repeat)  # also leaves the demo's torch lockfile behind
     os.environ["ENVBUILD_HOME"] = str(work / "home")

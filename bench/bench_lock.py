@@ -59,8 +59,8 @@ def _conda_solve_rows(spec: Path, tmp: Path) -> list[dict[str, object]]:
     from builder.lock import LockRequest
     from builder.lock.pipeline import prepare, solve_conda
     from builder.lock.solve_rattler import clear_cache
-    from builder.resolve import ResolveRequest, resolve
-    from builder.spec import load_spec
+    from builder.resolve.resolver import ResolveRequest, resolve
+    from builder.spec.envspec import load_spec
 
     loaded = load_spec(spec)
     req = LockRequest(spec=loaded, resolution=resolve(loaded, ResolveRequest(cuda="11.7")),
@@ -90,8 +90,8 @@ def _uv_alone(spec: Path, tmp: Path) -> tuple[float, int]:
     from builder.lock.api import _pypi_request
     from builder.lock.pipeline import prepare, solve_conda
     from builder.lock.pypi_layer import _argv, _env, _write_inputs
-    from builder.resolve import ResolveRequest, resolve
-    from builder.spec import load_spec
+    from builder.resolve.resolver import ResolveRequest, resolve
+    from builder.spec.envspec import load_spec
 
     loaded = load_spec(spec)
     req = LockRequest(spec=loaded, resolution=resolve(loaded, ResolveRequest(cuda="11.7")),

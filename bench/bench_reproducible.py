@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, envbuild_cmd, row, write_results  # noqa: E402
-from builder.build.reproducible import compare_wheels  # noqa: E402
-from builder.build.toolchain import prefix_facts  # noqa: E402
+from builder.opbuild.reproducible import compare_wheels  # noqa: E402
+from builder.opbuild.toolchain import prefix_facts  # noqa: E402
 
 
 def layered_prefix(dest: Path) -> Path:

@@ -31,7 +31,7 @@ layered() {  # layered PREFIX: a venv seeing BASE's site-packages
   "$PY" - "$1" "$BASE" <<'PYCODE'
 import sys
 from pathlib import Path
-from builder.build.toolchain import prefix_facts
+from builder.opbuild.toolchain import prefix_facts
 own, base = (prefix_facts(Path(p)).site_packages for p in sys.argv[1:3])
 (own / "_envbuild_layer.pth").write_text(f"{base}\n")
 PYCODE

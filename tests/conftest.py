@@ -19,7 +19,7 @@ import pytest
 from tests.helpers import gpu_unavailable_reason, pypi_unreachable_reason
 
 if TYPE_CHECKING:
-    from builder.localchannel import LocalChannel
+    from builder.demo.localchannel import LocalChannel
 
 _real_connect = socket.socket.connect
 
@@ -76,6 +76,6 @@ def demo_op_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def local(tmp_path_factory: pytest.TempPathFactory) -> LocalChannel:
     # imported here: several tests assert which builder modules a code path imports
-    from builder.localchannel import ensure_local_channel
+    from builder.demo.localchannel import ensure_local_channel
 
     return ensure_local_channel(tmp_path_factory.mktemp("localchannel") / "lc")

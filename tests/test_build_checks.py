@@ -1,4 +1,4 @@
-"""Checks run on the candidate wheel before it is published or installed (builder/build/checks.py).
+"""Checks run on the candidate wheel before it is published or installed (opbuild/checks.py).
 
 The op is the reliability suite's cheap one (tests/helpers/reliability.py: one trivial
 nvcc kernel linked into a plain C extension, a build takes seconds); its ``broken``
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.build import candidate
-from builder.build.checks import unpack_wheel
-from builder.build.ops import OpBuildRequest, OpBuildResult, build_op
-from builder.build.store import Store
 from builder.errors import CheckFailed
+from builder.opbuild import candidate
+from builder.opbuild.checks import unpack_wheel
+from builder.opbuild.ops import OpBuildRequest, OpBuildResult, build_op
+from builder.opbuild.store import Store
 from tests.helpers.reliability import OP_NAME, layered_venv, op_variant, write_cheap_op
 from tests.test_build_compile import layered_prefix  # noqa: F401 - fixture
 

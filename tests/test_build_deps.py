@@ -1,32 +1,27 @@
 """Runtime dependencies, collisions, wheel normalisation and quarantine records, without a
-compile (builder/build/{deps,collisions,reproducible,quarantine,prefixinfo}.py)."""
+compile (builder/opbuild/{deps,collisions,reproducible,quarantine,prefixinfo}.py)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import typing
 import zipfile
 from pathlib import Path
 
-import pytest
-
-from builder.build import quarantine
-from builder.build.collisions import prefix_collisions, spec_collisions, wheel_claims
-from builder.build.deps import (
+from builder.opbuild import quarantine
+from builder.opbuild.collisions import prefix_collisions, spec_collisions, wheel_claims
+from builder.opbuild.deps import (
     OpRequirement,
     check_requirements,
     describe,
     missing_module_hint,
     wheel_requirements,
 )
-from builder.build.plan import source_pins
-from builder.build.prefixinfo import PrefixInfo, prefix_info
-from builder.build.records import OpOrigin
-from builder.build.reproducible import compare_wheels, normalize_wheel, prefix_maps
-from builder.sanity.kinds import KINDS
-from builder.spec import SanityKind
+from builder.opbuild.plan import source_pins
+from builder.opbuild.prefixinfo import PrefixInfo, prefix_info
+from builder.opbuild.records import OpOrigin
+from builder.opbuild.reproducible import compare_wheels, normalize_wheel, prefix_maps
 
 ENV = {"python_version": "3.11", "python_full_version": "3.11.9", "sys_platform": "linux",
        "platform_machine": "x86_64", "os_name": "posix", "implementation_name": "cpython",
@@ -169,7 +164,3 @@ def test_a_kept_wheel_that_was_changed_is_discarded(tmp_path: Path) -> None:
     assert quarantine.kept(store, key) is None and not where.exists()
 
 
-def test_every_sanity_kind_of_the_spec_is_registered() -> None:
-    assert set(typing.get_args(SanityKind)) == set(KINDS)
-    run_checks = pytest.importorskip("builder.sanity.run_checks")
-    assert set(run_checks.KERNELS) == set(KINDS)

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from builder.build import ops
-from builder.build.gpugate import MECHANISM
-from builder.build.ops import BuildFailed, OpBuildRequest, OpBuildResult, build_op
-from builder.build.reproducible import RECIPE
-from builder.build.store import Store
-from builder.build.toolchain import find_cuobjdump, prefix_facts
+from builder.opbuild import ops
+from builder.opbuild.gpugate import MECHANISM
+from builder.opbuild.ops import BuildFailed, OpBuildRequest, OpBuildResult, build_op
+from builder.opbuild.reproducible import RECIPE
+from builder.opbuild.store import Store
+from builder.opbuild.toolchain import find_cuobjdump, prefix_facts
 from tests.helpers import DATA, REPO
 
 pytestmark = pytest.mark.compile

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.build.headers import (
+from builder.opbuild.headers import (
     Piece,
     check_headers,
     classify,
@@ -111,8 +111,8 @@ def _venv_toolchain_reason() -> str | None:
 @pytest.mark.parametrize("op", ["msda", "tiny"])
 def test_fixture_ops_pass_with_the_real_toolchain_and_fail_without_a_piece(op: str) -> None:
     """The check a build runs, on the project's own ops with .venv's torch and real nvcc."""
-    from builder.build.headers import prefix_report
-    from builder.build.preflight import quick_toolchain
+    from builder.opbuild.headers import prefix_report
+    from builder.opbuild.preflight import quick_toolchain
 
     tc = quick_toolchain(VENV, ("9.0",))
     report = prefix_report(tc, DATA / "ops" / op)
@@ -145,10 +145,10 @@ def test_build_stops_before_the_compile_naming_the_header(tmp_path: Path) -> Non
     import subprocess
     import sys
 
-    from builder.build.headers import HeaderPreflightError
-    from builder.build.ops import OpBuildRequest, build_op
-    from builder.build.store import Store
-    from builder.build.toolchain import prefix_facts
+    from builder.opbuild.headers import HeaderPreflightError
+    from builder.opbuild.ops import OpBuildRequest, build_op
+    from builder.opbuild.store import Store
+    from builder.opbuild.toolchain import prefix_facts
 
     op = tmp_path / "tiny"
     shutil.copytree(DATA / "ops" / "tiny", op)

@@ -8,15 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from builder.build.buildenv import max_jobs
-from builder.build.preflight import (
+from builder.opbuild.buildenv import max_jobs
+from builder.opbuild.preflight import (
     PreflightError,
     check_arch_against_nvcc,
     check_compiler,
     choose_toolkit,
     cxx_std_for,
 )
-from builder.build.toolchain import Compiler, PrefixFacts, Toolkit, probe_toolkit, real_toolkit_root
+from builder.opbuild.toolchain import (
+    Compiler,
+    PrefixFacts,
+    Toolkit,
+    probe_toolkit,
+    real_toolkit_root,
+)
 
 REAL_NVCC = shutil.which("nvcc")
 needs_nvcc = pytest.mark.skipif(REAL_NVCC is None, reason="no nvcc on PATH on this machine")
@@ -105,7 +111,7 @@ def test_max_jobs_from_cores_and_memory() -> None:
 
 @needs_nvcc
 def test_quick_toolchain_on_this_venv() -> None:
-    from builder.build.preflight import quick_toolchain
+    from builder.opbuild.preflight import quick_toolchain
 
     prefix = Path(os.environ.get("VIRTUAL_ENV") or Path(__file__).parents[1] / ".venv")
     tc = quick_toolchain(prefix, ("9.0",))
@@ -126,8 +132,8 @@ def _fake_gpus(monkeypatch: pytest.MonkeyPatch, machine: str) -> None:
 
 
 def test_build_resolves_for_the_seed_servers_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
-    from builder.build.plan import resolve_for_host
-    from builder.spec import load_spec
+    from builder.opbuild.plan import resolve_for_host
+    from builder.spec.envspec import load_spec
     from tests.helpers import ENVSPECS
 
     _fake_gpus(monkeypatch, "server-4090-a6000")
@@ -139,9 +145,9 @@ def test_build_resolves_for_the_seed_servers_gpus(monkeypatch: pytest.MonkeyPatc
 
 
 def test_build_on_an_h100_with_cuda_11_7_is_a_conflict(monkeypatch: pytest.MonkeyPatch) -> None:
-    from builder.build.plan import resolve_for_host
     from builder.errors import ConflictError
-    from builder.spec import load_spec
+    from builder.opbuild.plan import resolve_for_host
+    from builder.spec.envspec import load_spec
     from tests.helpers import ENVSPECS
 
     _fake_gpus(monkeypatch, "h100")
@@ -150,8 +156,8 @@ def test_build_on_an_h100_with_cuda_11_7_is_a_conflict(monkeypatch: pytest.Monke
 
 
 def test_build_without_a_gpu_uses_the_torch_builds_list(monkeypatch: pytest.MonkeyPatch) -> None:
-    from builder.build.plan import resolve_for_host
-    from builder.spec import load_spec
+    from builder.opbuild.plan import resolve_for_host
+    from builder.spec.envspec import load_spec
     from tests.helpers import ENVSPECS
 
     _fake_gpus(monkeypatch, "no-driver")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.build.store import MARKER, KeyInputs, Store, op_key
+from builder.opbuild.store import MARKER, KeyInputs, Store, op_key
 
 BASE = KeyInputs(op="msda", source_digest="a" * 64, fixups=("dispatch-scalar-type@1",),
                  torch_version="2.14.1+cu130", torch_cuda="13.0", nvcc_version="13.0.88",

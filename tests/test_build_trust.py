@@ -1,5 +1,5 @@
 """Build results you can trust: reproducible, dependency-checked, kept when a check fails,
-never silently colliding (builder/build/{reproducible,deps,quarantine,collisions}.py).
+never silently colliding (builder/opbuild/{reproducible,deps,quarantine,collisions}.py).
 
 One real compile of the fixture op ``tests/data/ops/needsdep`` (nvcc kernel + C extension,
 seconds) serves the quarantine / dependency / re-check story; the reproducibility test
@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from builder.build.ops import OpBuildRequest, build_op, install_prepared, prepare_op
-from builder.build.quarantine import quarantine_dir
-from builder.build.records import OpOrigin, read_record
-from builder.build.repro_check import check_reproducible
-from builder.build.store import Store
 from builder.errors import CheckFailed
+from builder.opbuild.ops import OpBuildRequest, build_op, install_prepared, prepare_op
+from builder.opbuild.quarantine import quarantine_dir
+from builder.opbuild.records import OpOrigin, read_record
+from builder.opbuild.repro_check import check_reproducible
+from builder.opbuild.store import Store
 from builder.sanity.report import run_sanity, table
 from tests.helpers import DATA
 from tests.helpers.reliability import layered_venv

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from builder.build.diagnose import diagnose, explain, first_error, load_signatures
+from builder.opbuild.diagnose import diagnose, explain, first_error, load_signatures
 from tests.helpers import DATA
 
 LOGS = DATA / "build-logs"

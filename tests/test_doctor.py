@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from builder.doctor import DoctorRequest, run_doctor
-from builder.doctor_checks import arch_verdict, can_run_cuda, cuda_support, parse_arch
-from builder.doctor_matrix import MatrixKnowledge
-from builder.doctor_spec import resolution_findings
+from builder.doctor.checks import arch_verdict, can_run_cuda, cuda_support, parse_arch
+from builder.doctor.matrix import MatrixKnowledge
+from builder.doctor.report import DoctorRequest, run_doctor
+from builder.doctor.spec import resolution_findings
 from builder.host import HostFacts, NvidiaSmiProbe, probe_host
-from builder.resolution import HostCompiler, Resolution, Toolchain
+from builder.resolve.resolution import HostCompiler, Resolution, Toolchain
 from tests.helpers import DATA, run_cli
 
 SMI_DATA = DATA / "nvidia-smi"
@@ -163,7 +163,7 @@ def test_cli_doctor_flags_cuda_home_disagreeing_with_nvcc(tmp_path: Path) -> Non
     assert any("CUDA_HOME has CUDA 11.7 but the nvcc on PATH is 12.1" in m for m in msgs)
 
 
-_HAVE_RESOLVER = importlib.util.find_spec("builder.resolve") is not None
+_HAVE_RESOLVER = importlib.util.find_spec("builder.resolve.resolver") is not None
 _M2F = """name: mask2former
 python: "3.8"
 torch: ">=1.9,<2.5"
@@ -173,7 +173,7 @@ channels: [pytorch, nvidia, conda-forge]
 """
 
 
-@pytest.mark.skipif(not _HAVE_RESOLVER, reason="needs builder/resolve.py")
+@pytest.mark.skipif(not _HAVE_RESOLVER, reason="needs builder/resolve/resolver.py")
 @pytest.mark.parametrize("cuda", ["11.1", "11.7"])
 def test_cli_doctor_with_spec_gives_a_verdict(cuda: str, tmp_path: Path) -> None:
     spec = tmp_path / "mask2former.yaml"

@@ -1,4 +1,4 @@
-"""builder.env: stage orchestration, default prefix, no-op fast path, missing stages."""
+"""builder.env.pipeline: stage orchestration, default prefix, no-op fast path, missing stages."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-import builder.env as env_mod
-from builder.env import EnvRequest, default_prefix, run_env
-from builder.localchannel import LocalChannel, write_channel_lockfile
+import builder.env.pipeline as env_mod
+from builder.demo.localchannel import LocalChannel, write_channel_lockfile
+from builder.env.pipeline import EnvRequest, default_prefix, run_env
 
 SPEC = "name: demo\npython: '3.11'\ntorch: '==2.13.0'\ntorch_from: pypi\n"
 
@@ -22,7 +22,7 @@ def test_default_prefix_is_in_the_project(tmp_path: Path) -> None:
 
 
 def _fake_stages(lockfile: Path, calls: list[str], sanity: bool = True) -> Any:
-    from builder.env_stages import stage_install
+    from builder.env.stages import stage_install
 
     def resolve(ctx: Any) -> tuple[str, str]:
         calls.append("resolve")

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.demo import fill_wheelhouse
-from builder.localchannel import LocalChannel, ensure_local_channel
+from builder.demo.localchannel import LocalChannel, ensure_local_channel
+from builder.demo.run import fill_wheelhouse
 from tests.helpers import ENVSPECS, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.slow]

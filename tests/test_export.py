@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.export import export
+from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from builder.install.plan import load_plan
-from builder.localchannel import LocalChannel, write_channel_lockfile
+from builder.lock.export import export
 from tests.helpers import REPO, run_cli
 
 COMMITTED = REPO / "lockfiles" / "mask2former-cu117.conda-lock.yml"
@@ -91,8 +91,8 @@ def test_environment_yml_keeps_pip_index_options(tmp_path: Path) -> None:
     import rattler
 
     from builder.lock.render import pip_option_lines
-    from builder.resolve import ResolveRequest, resolve
-    from builder.spec import load_spec
+    from builder.resolve.resolver import ResolveRequest, resolve
+    from builder.spec.envspec import load_spec
 
     spec = tmp_path / "envspecs" / "p.yaml"
     spec.parent.mkdir()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.build.fixups import (
+from builder.errors import UsageError
+from builder.opbuild.fixups import (
     REGISTRY,
     apply_fixups,
     dispatch_scalar_type,
@@ -15,7 +16,6 @@ from builder.build.fixups import (
     get_fixup,
     plan_fixups,
 )
-from builder.errors import UsageError
 from tests.helpers import DATA
 
 BEFORE = DATA / "fixups" / "dispatch_before.cu"
@@ -115,28 +115,9 @@ def test_the_fixture_trees_are_planned_as_a_build_would() -> None:
     assert plan_fixups(DATA / "ops" / "msda", "2.14.1", requested=()) == ()
 
 
-def test_every_fixup_and_check_the_matrix_names_exists_in_the_code() -> None:
-    """sources.yaml may only name registered fixups and known sanity kinds."""
-    import typing
-
-    from builder.matrix.load import load_matrix
-    from builder.sanity.kinds import KINDS
-    from builder.spec import SanityKind
-
-    modules = KINDS  # the one list of kinds (run_checks.py registers checks for each)
-
-    rules = load_matrix().sources.fixups
-    assert rules
-    for rule in rules:
-        assert rule.name in REGISTRY, f"sources.yaml names fixup {rule.name!r}, registered nowhere"
-        for kind in rule.sanity:
-            assert kind in typing.get_args(SanityKind) and kind in modules, kind
-    assert {r.name for r in rules} <= set(REGISTRY)
-
-
 def test_the_build_plan_passes_the_ops_skip_fixups(tmp_path: Path) -> None:
-    from builder.build.plan import skip_fixups
-    from builder.spec import load_spec
+    from builder.opbuild.plan import skip_fixups
+    from builder.spec.envspec import load_spec
 
     spec = tmp_path / "spec.yaml"
     spec.write_text('name: t\npython: "3.11"\ntorch: "2.14.1"\ntorch_from: pypi\n'

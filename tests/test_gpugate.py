@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.build.gpugate import MECHANISM, SHIM, find_gate, gate_env
+from builder.opbuild.gpugate import MECHANISM, SHIM, find_gate, gate_env
 from tests.helpers import DATA
 
 OPS = DATA / "ops"

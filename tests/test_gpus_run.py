@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from builder.errors import UsageError
-from builder.gpu_select import least_loaded, parse_selection, plan_run
 from builder.host import DriverFacts, NvidiaSmiProbe
+from builder.host.gpu_select import least_loaded, parse_selection, plan_run
 from tests.helpers import DATA, run_cli
 
 SMI_DATA = DATA / "nvidia-smi"

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from builder.errors import CheckFailed, EnvbuildError, UsageError
 from builder.install import InstallRequest, install, rollback
 from builder.install.generations import Generations
 from builder.install.plan import load_plan
 from builder.install.state import read_state
-from builder.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers import run_cli
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from builder.install.generations import Generations
-from builder.localchannel import LocalChannel, write_channel_lockfile
 from builder.util.fs import file_lock
 from tests.helpers import REPO, run_cli
 

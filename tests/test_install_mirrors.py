@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from builder.errors import CheckFailed, EnvbuildError, UsageError
 from builder.install import InstallRequest, install
 from builder.install.mirrors import Mirrors, named_only, parse_mirrors
 from builder.install.plan import load_plan
-from builder.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers import run_cli
 
 GONE = "file:///nonexistent-envbuild-channel/team"

@@ -1,4 +1,4 @@
-"""builder.localchannel: a channel of real conda packages with a relocatable python."""
+"""builder.demo.localchannel: a channel of real conda packages with a relocatable python."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from builder.demo.localchannel import LocalChannel, ensure_local_channel, write_channel_lockfile
 from builder.install import InstallRequest, install
-from builder.localchannel import LocalChannel, ensure_local_channel, write_channel_lockfile
 
 
 @pytest.fixture(scope="session")

@@ -144,7 +144,7 @@ def test_check_fresh_then_stale(tmp_path: Path) -> None:
     assert any("resolution changed" in p for p in problems)
     # an edit to the spec file's content (not just a comment) makes it stale as well
     spec.path.write_text(spec.path.read_text() + "exclude_newer: 2024-01-01\n")
-    from builder.spec import load_spec
+    from builder.spec.envspec import load_spec
 
     problems = check(_req(tmp_path, spec=load_spec(spec.path)))
     assert problems == ["the envspec changed"]
@@ -210,7 +210,7 @@ def test_failed_solve_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_default_lockfile_path(repo_root: Path) -> None:
-    from builder.spec import load_spec
+    from builder.spec.envspec import load_spec
 
     spec_path = repo_root / "tests" / "data" / "lock" / "m2f-mini.yaml"
     path = default_lockfile_path(load_spec(spec_path), cu117_resolution())
@@ -275,8 +275,8 @@ def test_committed_lockfile_is_not_stale_for_env_on_live_channels() -> None:
     from dataclasses import replace
 
     from builder.lock import LockRequest, check
-    from builder.resolve import ResolveRequest, resolve
-    from builder.spec import load_spec
+    from builder.resolve.resolver import ResolveRequest, resolve
+    from builder.spec.envspec import load_spec
 
     loaded = load_spec(COMMITTED.parent.parent / "envspecs" / "mask2former.yaml")
     req = LockRequest(spec=loaded, resolution=resolve(loaded, ResolveRequest(cuda="11.7")),
@@ -338,9 +338,9 @@ def test_reading_and_installing_never_import_conda_lock(locked: tuple[LockReques
              f"envbuild_metadata(read_lockfile(Path({str(path)!r})))\n"
              f"load_plan(Path({str(path)!r}), platform='linux-64')\n"
              "assert 'builder.lock.pipeline' not in sys.modules, 'reading imported the pipeline'\n"
-             "assert 'builder.sources' not in sys.modules, 'reading imported the source fetcher'\n"
-             "assert 'builder.spec' not in sys.modules, 'reading imported the spec models'\n"
-             "import builder.lock.api, builder.cli.install, builder.cli.lock, builder.env_stages\n"
+             "assert 'builder.sources.fetch' not in sys.modules, 'reading imported the fetcher'\n"
+             "assert 'builder.spec.envspec' not in sys.modules, 'reading imported the spec'\n"
+             "import builder.lock.api, builder.cli.install, builder.cli.lock, builder.env.stages\n"
              "assert 'conda_lock' not in sys.modules, 'conda_lock was imported'\n")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          timeout=120)

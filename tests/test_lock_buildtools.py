@@ -11,9 +11,9 @@ from builder.lock import LockRequest, lock
 from builder.lock.buildtools import IncompleteToolchain, choose_pieces
 from builder.lock.lockfile import envbuild_metadata, read_lockfile
 from builder.matrix import load_matrix
-from builder.resolution import BuildPiece, PieceOption, Resolution
-from builder.resolve import ResolveRequest, resolve
-from builder.spec import load_spec
+from builder.resolve.resolution import BuildPiece, PieceOption, Resolution
+from builder.resolve.resolver import ResolveRequest, resolve
+from builder.spec.envspec import load_spec
 from tests.helpers import REPO, SNAPSHOT, run_cli, snapshot_missing_reason
 from tests.helpers.lock import cu117_resolution, mini_spec
 

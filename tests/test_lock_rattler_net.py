@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.localchannel import LocalChannel
+from builder.demo.localchannel import LocalChannel
 from builder.lock.channels import plan_channels
 from builder.lock.conda_layer import CondaSolveRequest
 from builder.lock.rattler_net import needs_private_cache

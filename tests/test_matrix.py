@@ -195,8 +195,8 @@ def test_resolve_same_from_snapshot_and_from_validation(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from builder.errors import EnvbuildError as _Err
     from builder.matrix import snapshot
-    from builder.resolve import ResolveRequest, resolve
-    from builder.spec import load_spec
+    from builder.resolve.resolver import ResolveRequest, resolve
+    from builder.spec.envspec import load_spec
 
     spec_dir = Path(__file__).resolve().parent.parent / "envspecs"
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from builder.doctor_spec import env_findings
+from builder.doctor.spec import env_findings
 from builder.errors import SpecError
 from builder.host import HostFacts, NvidiaSmiProbe, probe_host
-from builder.resolve import ResolveRequest, resolve
-from builder.spec import load_spec
+from builder.resolve.resolver import ResolveRequest, resolve
+from builder.spec.envspec import load_spec
 from tests.helpers import DATA, REPO, run_cli
 
 BASE = 'name: x\npython: "3.10"\ntorch: ">=1.9"\n'
@@ -124,7 +124,7 @@ def test_lock_check_hint_keeps_every_option(tmp_path: Path) -> None:
 
 
 def test_stale_env_lockfile_hint_names_the_lock_command(tmp_path: Path) -> None:
-    from builder.env_stages import Context, EnvRequest, relock_command
+    from builder.env.stages import Context, EnvRequest, relock_command
 
     spec = _spec(tmp_path, BASE)
     req = EnvRequest(spec=spec, channels=("x=file:///mirror",))

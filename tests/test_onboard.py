@@ -95,8 +95,8 @@ def test_missing_spec(tmp_path: Path) -> None:
 def test_onboard_from_a_fresh_clone_against_a_local_channel(tmp_path: Path,
                                                            demo_op_store: Path) -> None:
     """A teammate's first run: clone, committed lockfile, ./onboard.sh, then again (no-op)."""
-    from builder.demo import fill_wheelhouse
-    from builder.localchannel import ensure_local_channel
+    from builder.demo.localchannel import ensure_local_channel
+    from builder.demo.run import fill_wheelhouse
     from tests.helpers import run_cli
 
     if subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"],

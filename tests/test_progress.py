@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.localchannel import LocalChannel, write_channel_lockfile
+from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from builder.util import progress
 from tests.helpers import run_cli
 

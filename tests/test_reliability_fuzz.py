@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from builder.errors import EnvbuildError
-from builder.spec import load_spec
+from builder.spec.envspec import load_spec
 from tests.helpers import DATA, run_cli
 from tests.helpers.reliability import mutate_lines
 

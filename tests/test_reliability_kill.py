@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from builder.build.store import EVICTED, MARKER, Store
+from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from builder.install.generations import Generations
 from builder.install.state import read_state
-from builder.localchannel import LocalChannel, write_channel_lockfile
+from builder.opbuild.store import EVICTED, MARKER, Store
 from tests.helpers.reliability import (
     bad_cached_archives,
     damaged_package_files,

@@ -21,9 +21,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from builder.errors import EnvbuildError
 from builder.install.plan import load_plan
-from builder.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers import REPO
 from tests.helpers.reliability import mutate_lines, record, run_to_end
 

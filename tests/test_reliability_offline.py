@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.localchannel import LocalChannel, write_channel_lockfile
+from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers.reliability import record, run_to_end, serve_directory, unshare_net_reason
 from tests.test_install_faults import _works
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from builder.errors import CheckFailed
 from builder.install.scripts import check_scripts, point_at_prefix
-from builder.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers.reliability import record, run_to_end, write_wheel
 
 pytestmark = pytest.mark.reliability

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.localchannel import LocalChannel
+from builder.demo.localchannel import LocalChannel
 from tests.helpers.reliability import (
     record,
     run_to_end,
@@ -162,7 +162,7 @@ def test_git_source_credentials_not_on_gits_command_line(tmp_path: Path,
     ``insteadOf`` rule in its environment, and the server sees them."""
     import subprocess
 
-    from builder import sources
+    from builder.sources import fetch as sources
     from builder.util import cmd
 
     repo = tmp_path / "up"

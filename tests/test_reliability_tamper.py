@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.condapkg import PackageMeta, write_conda
-from builder.localchannel import TOOL_PLACEHOLDER, LocalChannel, write_channel_lockfile
+from builder.demo.condapkg import PackageMeta, write_conda
+from builder.demo.localchannel import TOOL_PLACEHOLDER, LocalChannel, write_channel_lockfile
 from tests.helpers.reliability import (
     bad_cached_archives,
     layered_venv,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.localchannel import LocalChannel, write_channel_lockfile
+from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers.reliability import record, run_to_end, tree_state
 
 pytestmark = pytest.mark.reliability
@@ -170,8 +170,8 @@ _PIN = """
 import sys
 from pathlib import Path
 from builder.errors import EnvbuildError
-from builder.sources import pin_source
-from builder.spec import load_spec
+from builder.sources.fetch import pin_source
+from builder.spec.envspec import load_spec
 loaded = load_spec(Path(sys.argv[1]))
 try:
     print(pin_source("mine", loaded.spec.sources["mine"], loaded).sha256)
@@ -197,8 +197,8 @@ def test_path_source_links_and_special_files(tmp_path: Path) -> None:
     import os
     import socket
 
-    from builder.sources import fetch_source
-    from builder.spec import load_spec
+    from builder.sources.fetch import fetch_source
+    from builder.spec.envspec import load_spec
     from builder.util.hashing import default_source_exclude, tree_digest
 
     checkout, spec = _path_spec(tmp_path)
@@ -212,7 +212,7 @@ def test_path_source_links_and_special_files(tmp_path: Path) -> None:
     assert second != first
     # a copy with the links dereferenced (the sources cache) has the same digest
     loaded = load_spec(spec)
-    from builder.sources import pin_source
+    from builder.sources.fetch import pin_source
 
     pinned = pin_source("mine", loaded.spec.sources["mine"], loaded)
     dest = fetch_source(pinned, tmp_path / "cache", spec_dir=spec.parent)

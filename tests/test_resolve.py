@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from builder.errors import ConflictError, SpecError, UsageError
-from builder.resolve import ResolveRequest, resolve
-from builder.spec import LoadedSpec, load_spec
+from builder.resolve.resolver import ResolveRequest, resolve
+from builder.spec.envspec import LoadedSpec, load_spec
 from tests.helpers import ENVSPECS, run_cli
 
 M2F = ENVSPECS / "mask2former.yaml"

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from builder.errors import CheckFailed, UsageError
-from builder.sources import (
+from builder.sources.fetch import (
     SourceUnreachable,
     fetch_source,
     parse_source_overrides,
     pin_source,
     pin_sources,
 )
-from builder.spec import load_spec
+from builder.spec.envspec import load_spec
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -129,12 +129,13 @@ def test_env_prefetch_takes_source_overrides(tmp_path: Path, repo: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """`envbuild env --source NAME=PATH`: a pinned git source the machine cannot reach is
     taken from a local clone (verified against the pin); an unknown NAME is bad input."""
-    import builder.env_stages as stages
+    import builder.env.stages as stages
+    import builder.opbuild.plan as plan
     from builder.errors import UsageError as Usage
 
     loaded = load_spec(_spec(tmp_path, "v1", "ops:\n  - {name: k, source: up, path: ops}\n"))
     pinned = pin_source("up", loaded.spec.sources["up"], loaded, {"up": repo})
-    monkeypatch.setattr(stages, "_pinned_sources", lambda ctx: [pinned])
+    monkeypatch.setattr(plan, "locked_pins", lambda lockfile: {"up": pinned})
     monkeypatch.setenv("ENVBUILD_HOME", str(tmp_path / "home"))
 
     class _Res:
@@ -143,7 +144,8 @@ def test_env_prefetch_takes_source_overrides(tmp_path: Path, repo: Path,
     def ctx(*sources: str) -> stages.Context:
         c = stages.Context(stages.EnvRequest(spec=loaded.path, sources=sources), loaded,
                            None, "cpu")
-        c.resolution = _Res()
+        c.resolution = _Res()  # type: ignore[assignment]
+        c.lockfile = tmp_path / "unread.conda-lock.yml"  # its pins: locked_pins above
         return c
 
     with pytest.raises(SourceUnreachable):  # example.invalid: no network needed to fail

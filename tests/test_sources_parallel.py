@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.sources import pin_source, pin_sources
-from builder.spec import load_spec
+from builder.sources.fetch import pin_source, pin_sources
+from builder.spec.envspec import load_spec
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -13,7 +13,7 @@ from builder.errors import UsageError
 from builder.sanity.kinds import KINDS
 
 if TYPE_CHECKING:
-    from builder.build.reproducible import ReproCheck
+    from builder.opbuild.reproducible import ReproCheck
 
 
 @click.command()
@@ -25,22 +25,25 @@ if TYPE_CHECKING:
 @click.option("--source", "sources", multiple=True, metavar="NAME=PATH",
               help="use a local checkout for a source (repeatable)")
 @click.option("--op", "only", multiple=True, help="build only these ops (repeatable)")
+@click.option("--lockfile", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="take the sources' pins from this lockfile (default: the "
+                                 "spec's lockfile for this CUDA, when it exists)")
 @click.option("--json", "as_json", is_flag=True, help="print the results as one JSON object")
 @click.option("--check-reproducible", is_flag=True,
               help="build each op a second time in a fresh dir and compare the wheels "
                    "(exit 1 when they differ)")
 def build(spec: Path, prefix: Path, cuda: str | None, arch: str | None,
-          sources: tuple[str, ...], only: tuple[str, ...], as_json: bool,
-          check_reproducible: bool) -> int:
+          sources: tuple[str, ...], only: tuple[str, ...], lockfile: Path | None,
+          as_json: bool, check_reproducible: bool) -> int:
     """Compile the spec's CUDA ops (clean, out of tree, cached by content) into PREFIX."""
-    from builder.build.plan import BuildPlanRequest, build_spec
+    from builder.opbuild.plan import BuildPlanRequest, build_spec
 
     arch_list = tuple(a.strip() for a in arch.split(";") if a.strip()) if arch else None
     if arch is not None and not arch_list:
         raise UsageError('--arch needs at least one arch, e.g. --arch "8.6"')
     results = build_spec(BuildPlanRequest(
         spec=spec, prefix=prefix.expanduser().absolute(), cuda=cuda, arch_list=arch_list,
-        sources=sources, only=only, check_reproducible=check_reproducible),
+        sources=sources, only=only, check_reproducible=check_reproducible, lockfile=lockfile),
         log=lambda msg: click.echo(msg, err=True))
     differ = [r.name for r in results if r.reproducible and not r.reproducible.identical]
     if as_json:

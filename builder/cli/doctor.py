@@ -25,7 +25,7 @@ def doctor(spec: Path | None, cuda: str | None, prefix: Path | None, as_json: bo
     Exit status: 0 for a machine report (also without GPU or driver);
     with SPEC, 1 when any finding is FAIL.
     """
-    from builder.doctor import DoctorRequest, run_doctor
+    from builder.doctor.report import DoctorRequest, run_doctor
 
     report = run_doctor(DoctorRequest(spec=spec, cuda=cuda, prefix=prefix))
     if as_json:
@@ -36,7 +36,7 @@ def doctor(spec: Path | None, cuda: str | None, prefix: Path | None, as_json: bo
 
 
 def _print_report(report: object) -> None:
-    from builder.doctor import DoctorReport
+    from builder.doctor.report import DoctorReport
 
     assert isinstance(report, DoctorReport)
     drv = report.host.driver
@@ -57,7 +57,7 @@ def _print_report(report: object) -> None:
 
 
 def _print_findings(findings: Sequence[object]) -> None:
-    from builder.doctor_checks import Finding
+    from builder.doctor.checks import Finding
 
     for f in findings:
         assert isinstance(f, Finding)

@@ -1,4 +1,4 @@
-"""``envbuild export``: parse, call :func:`builder.export.export`, write or print."""
+"""``envbuild export``: parse, call :func:`builder.lock.export.export`, write or print."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ _FORMATS = ("pixi", "requirements", "explicit", "environment-yml")
               help="print {format, path, text, conda_packages, pip_packages} as JSON")
 def export(lockfile: Path, fmt: str, output: Path | None, as_json: bool) -> None:
     """Write LOCKFILE in another tool's format, from its exact URLs and hashes."""
-    from builder.export import export as do_export
+    from builder.lock.export import export as do_export
 
     result = do_export(lockfile, fmt)
     if output is not None:

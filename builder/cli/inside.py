@@ -50,8 +50,8 @@ def shell(prefix: Path, selection: str, as_json: bool) -> None:
 def _exec(prefix: Path | None, selection: str, command: tuple[str, ...],
           shell_of: Path | None = None, as_json: bool = False) -> None:
     from builder.errors import UsageError
-    from builder.gpu_select import describe, plan_run
     from builder.host import detect_driver
+    from builder.host.gpu_select import describe, plan_run
 
     environ = dict(os.environ)
     if prefix is not None:

@@ -89,8 +89,8 @@ def env(spec: Path, cuda: str | None, prefix: Path | None, lockfile: Path | None
         channels: tuple[str, ...], offline: bool, sources: tuple[str, ...],
         as_json: bool) -> None:
     """Resolve, lock (if missing), install, build ops and run sanity checks."""
-    from builder.env import env_lockfile, run_env
-    from builder.env_stages import EnvRequest
+    from builder.env.pipeline import env_lockfile, run_env
+    from builder.env.stages import EnvRequest
 
     existing = env_lockfile(spec, cuda, lockfile)
     if existing is not None:

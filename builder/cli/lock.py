@@ -8,6 +8,7 @@ import click
 
 from builder.cli import color, echo_json
 from builder.errors import CheckFailed
+from builder.lock.conda_layer import SOLVERS
 
 
 @click.command("lock")
@@ -22,7 +23,7 @@ from builder.errors import CheckFailed
 @click.option("--check", is_flag=True, help="exit 1 and say what changed when the lockfile "
               "is stale; write nothing")
 @click.option("--solver", default="rattler", show_default=True,
-              type=click.Choice(["rattler", "conda-lock"]), help="conda solver backend")
+              type=click.Choice(sorted(SOLVERS)), help="conda solver backend")
 @click.option("--source", "sources", multiple=True, metavar="NAME=PATH",
               help="read a source from a local git repo (bare or not) or a plain directory")
 @click.option("--refresh", is_flag=True, help="ask the PyPI index even when the previous "
@@ -41,9 +42,9 @@ def lock(spec_path: Path, cuda: str | None, channel_snapshot: Path | None,
     from builder.lock import LockRequest, default_lockfile_path
     from builder.lock import check as check_lock
     from builder.lock import lock as run_lock
-    from builder.resolve import ResolveRequest, resolve
-    from builder.sources import parse_source_overrides
-    from builder.spec import load_spec
+    from builder.resolve.resolver import ResolveRequest, resolve
+    from builder.sources.fetch import parse_source_overrides
+    from builder.spec.envspec import load_spec
 
     loaded = load_spec(spec_path)
     resolution = resolve(loaded, ResolveRequest(cuda=cuda))

@@ -40,9 +40,9 @@ def resolve(spec: Path, cuda: str | None, torch_version: str | None, python: str
     key = _memo_key(spec, flags)
     data = _memo_get(key) if key else None
     if data is None:
-        from builder.resolve import ResolveRequest
-        from builder.resolve import resolve as do_resolve
-        from builder.spec import load_spec
+        from builder.resolve.resolver import ResolveRequest
+        from builder.resolve.resolver import resolve as do_resolve
+        from builder.spec.envspec import load_spec
 
         request = ResolveRequest(cuda=cuda, torch=torch_version, python=python, gpus=gpus,
                                  driver=driver)
@@ -175,7 +175,7 @@ def schema(output: Path | None, as_json: bool) -> None:
     """Write the envspec JSON Schema (for editors' YAML validation)."""
     import json
 
-    from builder.spec import json_schema
+    from builder.spec.envspec import json_schema
 
     text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
     if output is None:

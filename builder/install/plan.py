@@ -22,9 +22,9 @@ from typing import Any
 
 from pydantic import field_validator
 
-from builder import fields
 from builder.errors import SpecError, UsageError
 from builder.models import Frozen as _Frozen
+from builder.util import fields
 from builder.util.hashing import payload_digest
 
 PLAN_SCHEMA = 1
@@ -208,7 +208,7 @@ def load_plan(path: Path, platform: str | None = None) -> InstallPlan:
 
 
 def _check_fields(path: Path, dep: Any) -> None:
-    """Every field of a record is what it claims to be (see :mod:`builder.fields`) before
+    """Every field of a record is what it claims to be (see :mod:`builder.util.fields`) before
     any of it reaches a cache path, a command line or a requirements file."""
     conda = dep.manager == "conda"
     checks: list[tuple[str, Callable[[], object]]] = [

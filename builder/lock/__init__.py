@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from builder.lock.pipeline import LockResult, default_lockfile_path
-    from builder.resolution import Resolution
-    from builder.spec import LoadedSpec
+    from builder.resolve.resolution import Resolution
+    from builder.spec.envspec import LoadedSpec
 
 __all__ = ["LockRequest", "LockResult", "check", "default_lockfile_path", "lock"]
 

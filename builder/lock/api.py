@@ -125,7 +125,7 @@ def _texts(req: LockRequest, prep: _Prepared, packages: list[Any], meta_args: di
 
 def run_lock(req: LockRequest) -> LockResult:
     """Every stage, timed; files are written only when everything succeeded."""
-    from builder.sources import pin_sources
+    from builder.sources.fetch import pin_sources
 
     timer = _Timer()
     with timer("prepare"):
@@ -206,7 +206,7 @@ def run_check(req: LockRequest) -> list[str]:
 
 
 def _check_path_sources(req: LockRequest, meta: EnvbuildMeta) -> list[str]:
-    from builder.spec import PathSource
+    from builder.spec.envspec import PathSource
     from builder.util.hashing import default_source_exclude, tree_digest
 
     out = []

@@ -21,7 +21,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from builder.errors import ConflictError
-from builder.resolution import BuildPiece, PieceOption
+from builder.resolve.resolution import BuildPiece, PieceOption
 
 # pieces chosen by the lock's own logic (host compiler spec, nvcc with its fallbacks)
 OWN_LOGIC = frozenset({"compiler", "nvcc"})

@@ -20,8 +20,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from builder.resolution import Resolution
-from builder.spec import LoadedSpec
+from builder.resolve.resolution import Resolution
+from builder.spec.envspec import LoadedSpec
 from builder.util.hashing import payload_digest
 
 

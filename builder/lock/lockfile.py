@@ -37,7 +37,7 @@ from builder.lock.lockformat import (
     parse,
     to_data,
 )
-from builder.pinned import PinnedSource
+from builder.sources.pinned import PinnedSource
 from builder.util.hashing import payload_digest
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def read_lockfile(path: Path) -> Lockfile:
     A file the parser rejects is reported at ``path:line``: the YAML parser's own line, or
     the line of the first field that failed validation (see :func:`_unreadable`).
     """
-    from builder.yamlloc import refuse_bombs
+    from builder.util.yamlloc import refuse_bombs
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -225,7 +225,7 @@ def record_location(path: Path, dep: Any, field: str | None = None) -> str:
     found again in the file by manager, name and platform; the whole ``package`` list is
     named when it cannot be.
     """
-    from builder.yamlloc import load_located
+    from builder.util.yamlloc import load_located
 
     try:
         located = load_located(path)
@@ -247,7 +247,7 @@ def field_location(path: Path, *loc: str | int) -> str:
 
 def _line_of(path: Path, loc: tuple[str | int, ...]) -> int:
     """Line of ``loc`` (or its deepest known parent) in the YAML file ``path``."""
-    from builder.yamlloc import load_located
+    from builder.util.yamlloc import load_located
 
     try:
         return load_located(path).line(loc)

@@ -43,8 +43,8 @@ from builder.util.redact import redact
 
 if TYPE_CHECKING:
     from builder.lock import LockRequest
-    from builder.resolution import Resolution
-    from builder.spec import LoadedSpec
+    from builder.resolve.resolution import Resolution
+    from builder.spec.envspec import LoadedSpec
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,9 @@ def default_lockfile_path(spec: LoadedSpec, resolution: Resolution) -> Path:
 
     Specs live in ``<repo>/envspecs/``, so lockfiles land in ``<repo>/lockfiles/``.
     """
-    root = spec.path.resolve().parent.parent
-    return root / "lockfiles" / f"{resolution.name}-{resolution.cuda_tag}.conda-lock.yml"
+    from builder.spec.places import lockfile_path
+
+    return lockfile_path(spec.path, resolution.name, resolution.cuda)
 
 
 def exclude_newer_cutoff(day: dt.date | None) -> dt.datetime | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.lock.lockfile import EnvbuildMeta
-from builder.resolution import cuda_tag
+from builder.spec.places import cuda_tag
 
 TEMPLATE = "environment.yml.j2"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from builder.matrix.models import Matrix, TorchRelease, in_range
 from builder.matrix.query import provider_info
-from builder.resolution import cuda_tag
+from builder.spec.places import cuda_tag
 
 
 @dataclass(frozen=True)

@@ -174,11 +174,6 @@ def unknown_gpu_hint(m: Matrix, name: str) -> str:
 # --- sources --------------------------------------------------------------------------
 
 
-def known_fixups(m: Matrix) -> tuple[str, ...]:
-    """Names of all source fixups the build stage knows."""
-    return tuple(f.name for f in m.sources.fixups)
-
-
 def fixups_for(m: Matrix, torch: str, op_name: str, sanity: str | None) -> list[FixupRule]:
     """Fixups the matrix chooses for an op at this torch version."""
     return [f for f in m.sources.fixups

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from builder.build.toolchain import prefix_python
 from builder.errors import CheckFailed
+from builder.opbuild.toolchain import prefix_python
 from builder.util.cmd import run
 from builder.util.fs import atomic_write_text
 
@@ -75,7 +75,7 @@ def _env(prefix: Path) -> dict[str, str]:
 
 def _recorded_ops(prefix: Path) -> list[dict[str, Any]]:
     """What run_checks.py needs of each op envbuild installed into ``prefix``."""
-    from builder.build.records import read_records
+    from builder.opbuild.records import read_records
 
     return [{"op": r.op, "sanity": r.sanity, "modules": list(r.modules),
              "source": r.origin.describe(), "commit": r.origin.commit}

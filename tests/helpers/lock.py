@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from builder.resolution import HostCompiler, Resolution, Toolchain
-from builder.spec import LoadedSpec, load_spec
+from builder.resolve.resolution import HostCompiler, Resolution, Toolchain
+from builder.spec.envspec import LoadedSpec, load_spec
 from tests.helpers import DATA
 
 MINI_SPEC = DATA / "lock" / "m2f-mini.yaml"

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from builder.build.store import MARKER, Store
+from builder.opbuild.store import MARKER, Store
 
 
 def _get(store: Store, key: str, text: str) -> dict[str, object]:

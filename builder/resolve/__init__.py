@@ -1,0 +1,3 @@
+"""spec + target -> Resolution: the decisions (torch, CUDA, toolchain, arch list, pins), each
+explained.
+"""
