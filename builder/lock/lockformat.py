@@ -5,7 +5,7 @@ and optional, extra keys refused) and the text written is the bytes conda-lock w
 ``{"version": 1, "metadata": ..., "package": [...]}`` dumped with PyYAML
 (``sort_keys=False``), fields in conda-lock's order, unset and ``None`` fields left out,
 packages sorted by (manager, name, platform) and their dependencies by name, virtual
-packages (``__*`` conda records) left out.  ``tests/test_lock.py`` keeps conda-lock's
+packages (``__*`` conda records) left out.  ``tests/lock/test_lock.py`` keeps conda-lock's
 parser and ``conda-lock render`` as the check that this stays true.
 
 libyaml's C loader and dumper are used when PyYAML has them.  The C dumper is used only

@@ -43,7 +43,7 @@ def version_of(blobs: dict[str, bytes]) -> str:
 def _yaml_loader() -> Callable[[bytes], Any]:
     """libyaml's safe loader when present (about 10x faster on a cold resolve), else ruamel.
 
-    The data files need no line numbers, and tests/test_matrix.py checks that both
+    The data files need no line numbers, and tests/resolve/test_matrix.py checks that both
     parsers read every shipped file identically (no YAML 1.1 vs 1.2 surprises).
     """
     try:

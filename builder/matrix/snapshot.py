@@ -6,7 +6,7 @@ of the data files' bytes, i.e. of :func:`~builder.matrix.load.version_of`.  So t
 validated data is kept as JSON keyed by that version, in two places:
 
 - ``data/validated.json`` beside the data files, written by ``make matrix-snapshot``
-  (``python -m builder.matrix.snapshot``); tests/test_matrix.py fails when it no longer
+  (``python -m builder.matrix.snapshot``); tests/resolve/test_matrix.py fails when it no longer
   matches the data files, and until it is rewritten the loader simply does not use it;
 - ``$ENVBUILD_HOME/matrix/validated-<version>.json``, written after a validating load.
 

@@ -1,4 +1,4 @@
-"""Helpers for the reliability suite (``tests/test_reliability_*.py``, marker ``reliability``).
+"""Helpers for the reliability suite (``tests/reliability/``, marker ``reliability``).
 
 * killing a real ``envbuild`` process group at a chosen moment (:func:`spawn_cli`,
   :func:`kill_after`);
@@ -410,7 +410,7 @@ def bad_cached_archives(cache: Path) -> list[str]:
 
 def layered_venv(dest: Path, layered_prefix: Path) -> Path:
     """A fresh venv at ``dest`` that sees ``layered_prefix``'s packages (torch) through the
-    same ``.pth`` layering as tests/test_build_compile.py, so each test owns its prefix."""
+    same ``.pth`` layering as tests/opbuild/test_build_compile.py, so each test owns its prefix."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(dest)], check=True)
     pth = next(layered_prefix.glob("lib/python*/site-packages/_envbuild_layer.pth"))
     site = next(dest.glob("lib/python*/site-packages"))

@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "builder" / "sanity" / "run_checks.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "builder" / "sanity" / "run_checks.py"
 torch = pytest.importorskip("torch")
 
 

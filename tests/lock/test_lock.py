@@ -217,7 +217,7 @@ def test_default_lockfile_path(repo_root: Path) -> None:
     assert path == repo_root / "tests" / "data" / "lockfiles" / "m2f-mini-cu117.conda-lock.yml"
 
 
-COMMITTED = (Path(__file__).resolve().parent.parent / "lockfiles"
+COMMITTED = (Path(__file__).resolve().parents[2] / "lockfiles"
              / "mask2former-cu117.conda-lock.yml")
 
 

@@ -11,9 +11,9 @@ import pytest
 from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from builder.install.generations import Generations
 from builder.install.state import read_state
+from tests.env.test_env_e2e import project  # noqa: F401 - fixture (network: fills the wheelhouse)
 from tests.helpers.reliability import Spawned, record, spawn_cli
-from tests.test_env_e2e import project  # noqa: F401 - fixture (network: fills the wheelhouse)
-from tests.test_install_faults import _leftovers, _works
+from tests.install.test_install_faults import _leftovers, _works
 
 pytestmark = pytest.mark.reliability
 

@@ -1,7 +1,7 @@
 """ccache in op builds: the environment it gets, reuse across fresh build dirs, the summary.
 
 The real-compiler check uses the machine's g++ on a small file (seconds); the nvcc side
-is exercised by tests/test_build_compile.py and the build benchmark.
+is exercised by tests/opbuild/test_build_compile.py and the build benchmark.
 """
 
 from __future__ import annotations

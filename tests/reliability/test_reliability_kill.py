@@ -37,8 +37,8 @@ from tests.helpers.reliability import (
     spawn_cli,
     write_cheap_op,
 )
-from tests.test_build_compile import layered_prefix  # noqa: F401 - fixture
-from tests.test_install_faults import _leftovers, _works
+from tests.install.test_install_faults import _leftovers, _works
+from tests.opbuild.test_build_compile import layered_prefix  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.reliability
 

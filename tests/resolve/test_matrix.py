@@ -198,7 +198,7 @@ def test_resolve_same_from_snapshot_and_from_validation(
     from builder.resolve.resolver import ResolveRequest, resolve
     from builder.spec.envspec import load_spec
 
-    spec_dir = Path(__file__).resolve().parent.parent / "envspecs"
+    spec_dir = Path(__file__).resolve().parents[2] / "envspecs"
 
     def answers() -> list[object]:
         out: list[object] = []

@@ -89,7 +89,7 @@ def test_file_lock_serialises_two_processes(tmp_path: Path) -> None:
         "with file_lock(Path(sys.argv[1])):\n"
         "    with open(sys.argv[2], 'a') as fh: fh.write('child\\n')\n"
     )
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     with fs.file_lock(lock):
         proc = subprocess.Popen(
             [sys.executable, "-c", child, str(lock), str(marker), repo],

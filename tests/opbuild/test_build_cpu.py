@@ -190,7 +190,7 @@ def test_an_op_of_the_cpu_kind_is_not_also_checked_as_the_cuda_kind(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo op shares the CUDA op's module name: sanity plans only its own kind for it,
     while an op recorded as plain ``import`` still gets the kernel kind of its module."""
-    from tests.test_sanity_cpu import _load
+    from tests.sanity.test_sanity_cpu import _load
 
     checks = _load()
     monkeypatch.setattr(checks.importlib.util, "find_spec", lambda name: object())

@@ -15,7 +15,7 @@ import pytest
 
 from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from tests.helpers.reliability import record, run_to_end, serve_directory, unshare_net_reason
-from tests.test_install_faults import _works
+from tests.install.test_install_faults import _works
 
 pytestmark = pytest.mark.reliability
 

@@ -37,7 +37,7 @@ TREES = {"gated": "envbuild_gated", "wholepkg": "wholepkg._C"}
 
 @pytest.fixture(scope="module")
 def gpuless_prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.test_build_compile import _skip_reason
+    from tests.opbuild.test_build_compile import _skip_reason
 
     reason = _skip_reason()
     if reason:

@@ -27,7 +27,7 @@ from tests.helpers.reliability import record
 
 pytestmark = pytest.mark.reliability
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 GROUP = "envbuild-team"
 USERS = ("envbuild-ta", "envbuild-tb")
 SYS_PYTHON = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")

@@ -31,9 +31,9 @@ from tests.helpers.reliability import (
     tree_state,
     write_cheap_op,
 )
-from tests.test_build_compile import layered_prefix  # noqa: F401 - fixture
-from tests.test_install_faults import _works
-from tests.test_sources import _git
+from tests.install.test_install_faults import _works
+from tests.opbuild.test_build_compile import layered_prefix  # noqa: F401 - fixture
+from tests.sources.test_sources import _git
 
 pytestmark = pytest.mark.reliability
 

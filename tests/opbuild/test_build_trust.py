@@ -25,7 +25,7 @@ from builder.opbuild.store import Store
 from builder.sanity.report import run_sanity, table
 from tests.helpers import DATA
 from tests.helpers.reliability import layered_venv
-from tests.test_build_compile import layered_prefix  # noqa: F401 - fixture
+from tests.opbuild.test_build_compile import layered_prefix  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.compile
 ARCH = ("9.0",)

@@ -19,7 +19,7 @@ from builder.opbuild.checks import unpack_wheel
 from builder.opbuild.ops import OpBuildRequest, OpBuildResult, build_op
 from builder.opbuild.store import Store
 from tests.helpers.reliability import OP_NAME, layered_venv, op_variant, write_cheap_op
-from tests.test_build_compile import layered_prefix  # noqa: F401 - fixture
+from tests.opbuild.test_build_compile import layered_prefix  # noqa: F401 - fixture
 
 ARCH = ("9.0",)
 

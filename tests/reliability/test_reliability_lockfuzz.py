@@ -2,7 +2,7 @@
 touches a prefix (``load_plan``) raise nothing but :class:`EnvbuildError`, with exit 2
 (or 1) and the file's path; YAML errors and wrong fields carry ``path:line``.
 
-Two generators, as for specs in tests/test_reliability_fuzz.py: line mutations of real
+Two generators, as for specs in tests/reliability/test_reliability_fuzz.py: line mutations of real
 lockfiles (one written from the local channel, one cut from the committed
 ``lockfiles/mask2former-cu117.conda-lock.yml``), and structurally random documents built
 from the lockfile's own keys with values of the wrong shape.  A handful of mutants go

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-sys.path.insert(0, str(Path(__file__).parents[1] / "builder" / "sanity"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "builder" / "sanity"))
 import msda_reference as ref  # noqa: E402
 
 

@@ -113,7 +113,7 @@ def test_max_jobs_from_cores_and_memory() -> None:
 def test_quick_toolchain_on_this_venv() -> None:
     from builder.opbuild.preflight import quick_toolchain
 
-    prefix = Path(os.environ.get("VIRTUAL_ENV") or Path(__file__).parents[1] / ".venv")
+    prefix = Path(os.environ.get("VIRTUAL_ENV") or Path(__file__).resolve().parents[2] / ".venv")
     tc = quick_toolchain(prefix, ("9.0",))
     if tc.facts.torch_cuda is None:
         pytest.skip("torch in .venv is not a CUDA build")
