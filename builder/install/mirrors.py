@@ -56,7 +56,7 @@ def parse_mirrors(channel_args: Sequence[str], environ: Mapping[str, str],
     Bare ``--channel URL`` values name no channel to replace: an error, unless
     ``bare_ok`` (``env`` passes them on to the lock stage, where they replace the list).
     """
-    from builder.lock.channels import _as_url
+    from builder.lock.channels import as_url
 
     pairs: list[tuple[str, str]] = []
     named = named_only(channel_args)
@@ -69,10 +69,10 @@ def parse_mirrors(channel_args: Sequence[str], environ: Mapping[str, str],
                              hint="say which channel the mirror replaces, e.g. "
                                   "--channel conda-forge=https://mirror.example/conda-forge")
         old = key.rstrip("/") if "://" in key else f"{DEFAULT_ALIAS}/{key.strip('/')}"
-        pairs.append((old, _as_url(value)))
+        pairs.append((old, as_url(value)))
     alias = channel_alias(environ)
     if alias is not None:
-        pairs.append((DEFAULT_ALIAS, alias if "://" in alias else _as_url(alias)))
+        pairs.append((DEFAULT_ALIAS, alias if "://" in alias else as_url(alias)))
     return Mirrors(tuple(pairs))
 
 

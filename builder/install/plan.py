@@ -20,8 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import field_validator
-
 from builder.errors import SpecError, UsageError
 from builder.models import Frozen as _Frozen
 from builder.util import fields
@@ -41,24 +39,9 @@ class CondaRecord(_Frozen):
     url: str
     # Some channels publish only an md5 for old packages (e.g. nvidia's cuda-nvcc 11.8.89):
     # those are pinned and verified by md5; every other record by sha256 (and md5 too).
-    sha256: str | None
-    md5: str | None = None
+    sha256: fields.Sha256 | None
+    md5: fields.Md5 | None = None
     depends: tuple[str, ...] = ()
-
-    @field_validator("sha256")
-    @classmethod
-    def _sha256(cls, v: str | None) -> str | None:
-        return None if v is None else fields.hex_digest(v, 64)
-
-    @field_validator("md5")
-    @classmethod
-    def _md5(cls, v: str | None) -> str | None:
-        return None if v is None else fields.hex_digest(v, 32, "md5")
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        return fields.url(v)
 
     @property
     def key(self) -> str:
@@ -82,25 +65,10 @@ class CondaRecord(_Frozen):
 class PipRecord(_Frozen):
     """One wheel: exact URL and sha256."""
 
-    name: str
+    name: fields.Name
     version: str
-    url: str
-    sha256: str
-
-    @field_validator("sha256")
-    @classmethod
-    def _sha256(cls, v: str) -> str:
-        return fields.hex_digest(v, 64)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return fields.name(v)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        return fields.url(v)
+    url: fields.Url
+    sha256: fields.Sha256
 
 
 class InstallPlan(_Frozen):

@@ -92,7 +92,8 @@ def _default_url(name: str) -> str:
     return f"{channel_alias()}/{name.strip('/')}"
 
 
-def _as_url(value: str) -> str:
+def as_url(value: str) -> str:
+    """A channel given as a name or a URL, as the URL rattler and conda fetch from."""
     if "://" in value:
         return value.rstrip("/")
     path = Path(value).expanduser()
@@ -129,9 +130,9 @@ def plan_channels(
     for arg in channel_args:
         key, sep, value = arg.partition("=")
         if sep and "://" not in key and not key.startswith(("/", ".", "~")):
-            named[key] = _as_url(value)
+            named[key] = as_url(value)
         else:
-            bare.append(_as_url(arg))
+            bare.append(as_url(arg))
     if named and bare:
         raise UsageError("mix of --channel URL and --channel NAME=URL",
                          hint="either replace every channel (URL ...) or mirror named ones")

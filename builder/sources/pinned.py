@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from builder.util import fields
 
@@ -18,23 +18,14 @@ class PinnedSource(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str
+    # read back from lockfiles: untrusted until each field is what it claims to be
+    name: fields.Name
     kind: Literal["git", "path"]
     url: str  # git URL, or the path as written in the spec (relative to the spec file)
-    commit: str | None = None  # full sha for git sources
-    sha256: str
-    rev: str | None = None  # the rev as written in the spec (a tag/branch is checked at fetch)
-    subdir: str | None = None
-
-    # read back from lockfiles: untrusted until each field is what it claims to be
-    _name = field_validator("name")(fields.name)
-    _sha256 = field_validator("sha256")(lambda v: fields.hex_digest(v, 64))
-    _commit = field_validator("commit")(
-        lambda v: v if v is None else fields.hex_digest(v, 64 if len(v) == 64 else 40,
-                                                        "commit"))
-    _rev = field_validator("rev")(lambda v: v if v is None else fields.git_rev(v))
-    _subdir = field_validator("subdir")(
-        lambda v: v if v is None else fields.relative_subpath(v, "subdir"))
+    commit: fields.Commit | None = None  # full sha for git sources
+    sha256: fields.Sha256
+    rev: fields.GitRev | None = None  # the rev as written in the spec (checked at fetch)
+    subdir: fields.Subdir | None = None
 
     @model_validator(mode="after")
     def _git_url(self) -> PinnedSource:

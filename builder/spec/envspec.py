@@ -103,24 +103,9 @@ class GitSource(Strict):
     """A git repository at a pinned commit (a full or abbreviated sha; tags are pinned at lock)."""
 
     kind: Literal["git"] = "git"
-    git: str
-    rev: str
-    subdir: str | None = None
-
-    @field_validator("git")
-    @classmethod
-    def _url(cls, v: str) -> str:
-        return fields.git_url(v)
-
-    @field_validator("rev")
-    @classmethod
-    def _rev(cls, v: str) -> str:
-        return fields.git_rev(v)
-
-    @field_validator("subdir")
-    @classmethod
-    def _subdir(cls, v: str | None) -> str | None:
-        return None if v is None else fields.relative_subpath(v, "subdir")
+    git: fields.GitUrl
+    rev: fields.GitRev
+    subdir: fields.Subdir | None = None
 
 
 class PathSource(Strict):

@@ -3,14 +3,20 @@
 Every value read from a lockfile or a spec goes through one of these before envbuild
 joins it into a path, passes it on a command line or writes it into a requirements
 file.  Each returns the value unchanged, or raises :class:`ValueError` with a sentence
-saying what was expected (callers turn that into a ``path:line`` usage error; pydantic
-validators may call them directly).
+saying what was expected (callers turn that into a ``path:line`` usage error).
+
+The ``Annotated`` types at the end carry the same checks into model fields
+(``sha256: fields.Sha256``), so a model states what each field is instead of repeating
+validator methods.
 """
 
 from __future__ import annotations
 
 import re
 import urllib.parse
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
@@ -111,3 +117,19 @@ def git_rev(value: object) -> str:
 def _show(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _digest(length: int, what: str = "sha256") -> AfterValidator:
+    return AfterValidator(lambda v: hex_digest(v, length, what))
+
+
+Sha256 = Annotated[str, _digest(64)]
+Md5 = Annotated[str, _digest(32, "md5")]
+# a git commit: sha1 (40 hex digits) or sha256 (64)
+Commit = Annotated[str, AfterValidator(
+    lambda v: hex_digest(v, 64 if len(v) == 64 else 40, "commit"))]
+Name = Annotated[str, AfterValidator(name)]
+Url = Annotated[str, AfterValidator(url)]
+GitUrl = Annotated[str, AfterValidator(git_url)]
+GitRev = Annotated[str, AfterValidator(git_rev)]
+Subdir = Annotated[str, AfterValidator(lambda v: relative_subpath(v, "subdir"))]
