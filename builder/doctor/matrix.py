@@ -3,23 +3,18 @@
 The compatibility facts (GPU name -> compute capability, CUDA -> minimum driver
 and minor-version family floor, nvcc -> newest gcc and accepted sm targets) live
 in ``builder/matrix/data``; this module only reads them through
-``builder.matrix.load.load_matrix()``.  Anything the matrix cannot answer (or a
-matrix that fails to load) is None, and the doctor then says less instead of guessing.
+``builder.matrix.load.load_matrix()``.  Anything the matrix does not know is None, and
+the doctor then says less instead of guessing.  A matrix that fails to load is an error
+like in every other command (the shipped data is broken), never a quieter doctor.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
-
-def _load() -> Any:
-    try:
-        from builder.matrix.load import load_matrix
-
-        return load_matrix()
-    except Exception:  # noqa: BLE001 - no matrix means fewer facts, never a crash
-        return None
+if TYPE_CHECKING:
+    from builder.matrix.models import CudaRelease, Matrix
 
 
 def _cc_key(cc: str) -> tuple[int, int] | None:
@@ -30,23 +25,19 @@ def _cc_key(cc: str) -> tuple[int, int] | None:
 class MatrixKnowledge:
     """Knowledge read from the matrix data (see the module docstring)."""
 
-    def __init__(self, matrix: Any = None) -> None:
-        self._m = matrix if matrix is not None else _load()
+    def __init__(self, matrix: Matrix | None = None) -> None:
+        if matrix is None:
+            from builder.matrix.load import load_matrix
 
-    @property
-    def available(self) -> bool:
-        """Whether the matrix loaded."""
-        return self._m is not None
+            matrix = load_matrix()
+        self._m = matrix
 
-    def _release(self, cuda: str) -> Any:
-        try:
-            return self._m.cuda_release(cuda) if self._m is not None else None
-        except Exception:  # noqa: BLE001
-            return None
+    def _release(self, cuda: str) -> CudaRelease | None:
+        return self._m.cuda_release(cuda)
 
     def gpu_compute_capability(self, name: str) -> str | None:
         """CC of a GPU name: exact ``names`` match, else the ``model`` words in order."""
-        rows = getattr(getattr(self._m, "gpus", None), "gpus", ()) or ()
+        rows = self._m.gpus.gpus
         for row in rows:
             if name in row.names:
                 return str(row.cc)
@@ -66,7 +57,7 @@ class MatrixKnowledge:
 
     def minor_compat_driver(self, cuda_major: int) -> str | None:
         """Minor-version-compatibility floor of a CUDA major."""
-        floors = getattr(getattr(self._m, "cuda", None), "family_floor", ()) or ()
+        floors = self._m.cuda.family_floor
         return next((str(f.driver) for f in floors if f.major == cuda_major), None)
 
     def max_gcc(self, nvcc: str) -> int | None:

@@ -29,14 +29,10 @@ from builder.resolve.resolution import Resolution
 def spec_findings(spec: Path, cuda: str | None, host: HostFacts, know: Knowledge
                   ) -> tuple[list[Finding], dict[str, Any] | None]:
     """Findings for ``spec`` on this host, and the resolution as JSON (None on conflict)."""
+    from builder.resolve.resolver import ResolveRequest, resolve
     from builder.spec.envspec import load_spec
 
     loaded = load_spec(spec)  # a SpecError propagates: bad input, exit 2
-    try:
-        from builder.resolve.resolver import ResolveRequest, resolve
-    except ImportError as exc:
-        return [Finding("WARN", "spec", f"the resolver is not available ({exc})",
-                        "reinstall envbuild (make setup)")], None
     drv = host.driver
     names = tuple(g.name for g in drv.gpus)
     try:

@@ -19,7 +19,6 @@ from tests.helpers import DATA, run_cli
 SMI_DATA = DATA / "nvidia-smi"
 FAKE_SMI = str(SMI_DATA / "fake-nvidia-smi")
 KNOW = MatrixKnowledge()
-needs_matrix = pytest.mark.skipif(not KNOW.available, reason="builder.matrix did not load")
 
 
 def _env(machine: str) -> dict[str, str]:
@@ -61,7 +60,6 @@ def test_arch_verdicts_for_the_4090() -> None:
     assert level == "WARN" and "PTX" in why
 
 
-@needs_matrix
 def test_driver_525_can_run() -> None:
     assert can_run_cuda("525.78.01", "12.0", "11.7", KNOW)[0] == "OK"
     level, why = can_run_cuda("525.78.01", "12.0", "12.1", KNOW)
@@ -76,7 +74,6 @@ def test_driver_525_can_run() -> None:
 
 # --- the spec verdict on the recorded server -------------------------------------------------
 
-@needs_matrix
 def test_mask2former_cuda_11_1_verdict_on_the_4090(monkeypatch: pytest.MonkeyPatch) -> None:
     host = _host("server-4090-a6000", monkeypatch)
     res = _resolution("1.9.0", "11.1", ("3.7", "5.0", "6.0", "7.0", "7.5", "8.0", "8.6"))
@@ -90,7 +87,6 @@ def test_mask2former_cuda_11_1_verdict_on_the_4090(monkeypatch: pytest.MonkeyPat
     assert by_topic["driver"].level == "OK"
 
 
-@needs_matrix
 def test_driver_floor_and_compiler_failures(monkeypatch: pytest.MonkeyPatch) -> None:
     host = _host("server-4090-a6000", monkeypatch)
     res = _resolution("2.6.0", "12.6", ("8.6", "8.9"), driver_min="560.28.03",
