@@ -55,7 +55,11 @@ def _as_written(v: float) -> str:
 
 
 class CudaSpec(Strict):
-    """Which CUDA versions the env may target; ``allowed`` defaults to ``[default]``."""
+    """Which CUDA versions the env may target; ``allowed`` defaults to ``[default]``.
+
+    ``cpu`` is a target too (a CPU-only torch: ``torch_from: pypi``), so a CPU-only spec
+    says so once and every command targets it without ``--cuda cpu``.
+    """
 
     default: str
     allowed: tuple[str, ...] = ()
@@ -73,16 +77,17 @@ class CudaSpec(Strict):
     @field_validator("default")
     @classmethod
     def _xy(cls, v: str) -> str:
-        if not _VERSION_XY.match(v):
-            raise ValueError(f"CUDA version must look like '11.7', got {v!r}")
+        if not _VERSION_XY.match(v) and v != "cpu":
+            raise ValueError(f"CUDA version must look like '11.7' (or be 'cpu'), got {v!r}")
         return v
 
     @field_validator("allowed")
     @classmethod
     def _allowed_xy(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for item in v:
-            if not _VERSION_XY.match(item):
-                raise ValueError(f"CUDA version must look like '11.7', got {item!r}")
+            if not _VERSION_XY.match(item) and item != "cpu":
+                raise ValueError(f"CUDA version must look like '11.7' (or be 'cpu'), "
+                                 f"got {item!r}")
         return v
 
     @model_validator(mode="after")

@@ -170,3 +170,17 @@ def test_a_lockfile_without_the_ops_source_is_refused(tmp_path: Path,
     with pytest.raises(CheckFailed, match="pins no source 'up'"):
         plan.build_spec(plan.BuildPlanRequest(spec=spec, prefix=tmp_path / "p",
                                               lockfile=lockfile))
+
+
+def test_a_cpu_only_spec_says_so_once(tmp_path: Path) -> None:
+    spec = tmp_path / "s.yaml"
+    spec.write_text('name: c\npython: "3.11"\ntorch: "==2.13.0"\ntorch_from: pypi\n'
+                    "cuda: {default: cpu}\n")
+    loaded = load_spec(spec)
+    assert target_cuda(loaded) == "cpu" == resolve(loaded, ResolveRequest()).cuda
+    assert lockfile_path(spec, "c", target_cuda(loaded)).name == "c-cpu.conda-lock.yml"
+    spec.write_text('name: c\npython: "3.11"\ntorch: "==2.13.0"\ncuda: {default: cpu}\n')
+    from builder.errors import SpecError
+
+    with pytest.raises(SpecError, match="needs torch_from: pypi"):
+        resolve(load_spec(spec), ResolveRequest())
