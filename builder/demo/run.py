@@ -54,6 +54,24 @@ def fill_wheelhouse(wheelhouse: Path, spec: Path = SPEC) -> None:
     atomic_write_text(marker, key)
 
 
+def _drop_if_stale(lockfile: Path, channel_url: str) -> None:
+    """The demo's own lockfile (never committed) is re-locked when the demo spec changed;
+    a committed lockfile that is stale stays an error in ``env``."""
+    if not lockfile.is_file():
+        return
+    from builder.lock import LockRequest, check
+    from builder.resolve.resolver import ResolveRequest, resolve
+    from builder.spec.envspec import load_spec
+
+    loaded = load_spec(SPEC)
+    diffs = check(LockRequest(spec=loaded, resolution=resolve(loaded, ResolveRequest()),
+                              output=lockfile, channels=(channel_url,)))
+    if diffs:
+        print(f"the demo's lockfile is stale ({'; '.join(diffs)}): locking it again",
+              file=sys.stderr)
+        lockfile.unlink()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build the local channel and wheelhouse, then run ``envbuild env`` on the demo spec."""
     from builder.cli import main as cli_main
@@ -68,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     # the demo's lockfile names this machine's local channel: it stays beside it, never in
     # the committed lockfiles/
-    args = ["env", str(SPEC.relative_to(REPO)), "--cuda", "cpu",
-            "--lockfile", str(local.channel.parent / "demo-cpu.conda-lock.yml"),
+    lockfile = local.channel.parent / "demo-cpu.conda-lock.yml"
+    _drop_if_stale(lockfile, local.channel_url)
+    args = ["env", str(SPEC.relative_to(REPO)), "--cuda", "cpu", "--lockfile", str(lockfile),
             "--channel", local.channel_url, *(argv or [])]
     cli_main(args)
     return 0
