@@ -132,7 +132,7 @@ step "install the environment from $LOCKFILE"
 "$ENVBUILD" install "$LOCKFILE" --prefix "$PREFIX" ${INSTALL_ARGS[@]+"${INSTALL_ARGS[@]}"}
 
 step "build the CUDA ops"
-"$ENVBUILD" build "$SPEC" --prefix "$PREFIX" --cuda "$CUDA"
+"$ENVBUILD" build "$SPEC" --prefix "$PREFIX" --cuda "$CUDA" --lockfile "$LOCKFILE"  # its pins: the commits installed
 
 step "sanity checks"
 "$ENVBUILD" sanity --prefix "$PREFIX"
