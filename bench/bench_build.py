@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,19 +30,10 @@ sys.path.insert(0, str(REPO))
 from bench.common import row, write_results  # noqa: E402
 from builder.opbuild.ops import OpBuildRequest, build_op  # noqa: E402
 from builder.opbuild.store import Store  # noqa: E402
-from builder.opbuild.toolchain import prefix_facts  # noqa: E402
+from tests.helpers.prefix import layered_venv  # noqa: E402
 
 # torch's own arch list for its cu130 wheels (compat-facts 4c)
 TORCH_DEFAULT = ("7.5", "8.0", "8.6", "9.0", "10.0", "12.0+PTX")
-
-
-def layered_prefix(root: Path, base: Path) -> Path:
-    """A venv whose site-packages sees ``base``'s (torch) through a .pth file."""
-    prefix = root / "prefix"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
-    site = prefix_facts(prefix).site_packages
-    (site / "_envbuild_layer.pth").write_text(f"{prefix_facts(base).site_packages}\n")
-    return prefix
 
 
 def timed_build(op: Path, prefix: Path, arch: tuple[str, ...], store: Path,
@@ -95,7 +85,7 @@ def main() -> int:
     one = tuple(args.arch.split(";"))
     with tempfile.TemporaryDirectory(prefix="envbuild-bench-") as tmp:
         root = Path(tmp)
-        prefix = layered_prefix(root, args.base)
+        prefix = layered_venv(root / "prefix", base=args.base)
         runs: dict[str, list[tuple[float, float, str]]] = {"one_arch": [], "torch_default": []}
         for i in range(args.repeats):
             for label, arch in (("one_arch", one), ("torch_default", TORCH_DEFAULT)):

@@ -26,14 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, envbuild_cmd, row, write_results  # noqa: E402
 from builder.opbuild.reproducible import compare_wheels  # noqa: E402
-from builder.opbuild.toolchain import prefix_facts  # noqa: E402
-
-
-def layered_prefix(dest: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(dest)], check=True)
-    site = prefix_facts(dest).site_packages
-    (site / "_envbuild_layer.pth").write_text(f"{prefix_facts(REPO / '.venv').site_packages}\n")
-    return dest
+from tests.helpers.prefix import layered_venv  # noqa: E402
 
 
 def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -48,7 +41,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.Comple
 def one_round(spec: Path, arch: str, tmp: Path) -> dict[str, float]:
     env = {**os.environ, "ENVBUILD_HOME": str(tmp / "home")}
     env.pop("ENVBUILD_STORE", None)
-    base = [*envbuild_cmd(), "build", str(spec), "--prefix", str(layered_prefix(tmp / "p")),
+    base = [*envbuild_cmd(), "build", str(spec), "--prefix", str(layered_venv(tmp / "p")),
             "--arch", arch]
     cold, _ = timed(base, env)
     hit, _ = timed(base, env)

@@ -6,6 +6,12 @@
 * ``gpu`` tests skip with the reason when no CUDA GPU is visible.
 * ``local``: the demo's local conda channel, built once per session (tests only read it;
   a test that changes a channel copies it first).
+* ``compile_ready`` / ``layered_prefix``: real nvcc compiles against ``.venv``'s torch
+  (SKIPPED with the reason without a toolkit or a CUDA torch), in one prefix layered on
+  ``.venv`` per session; a test that needs a prefix of its own makes one with
+  ``tests.helpers.prefix.layered_venv``.
+* ``demo_project``: a project directory with the demo spec, its ops, a local channel and a
+  filled wheelhouse (one per module; filling the wheelhouse needs PyPI).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.helpers import gpu_unavailable_reason, pypi_unreachable_reason
+from tests.helpers.prefix import compile_skip_reason, layered_venv
 
 if TYPE_CHECKING:
     from builder.demo.localchannel import LocalChannel
@@ -79,3 +86,38 @@ def local(tmp_path_factory: pytest.TempPathFactory) -> LocalChannel:
     from builder.demo.localchannel import ensure_local_channel
 
     return ensure_local_channel(tmp_path_factory.mktemp("localchannel") / "lc")
+
+
+@pytest.fixture(scope="session")
+def compile_ready() -> None:
+    """Skips (with the reason) unless a real nvcc compile against .venv's torch can run."""
+    reason = compile_skip_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def layered_prefix(compile_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's prefix for compile tests: a venv layered on .venv (torch), so op
+    installs land here and never in .venv."""
+    return layered_venv(tmp_path_factory.mktemp("prefix"))
+
+
+@pytest.fixture(scope="module")
+def demo_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LocalChannel]:
+    """(spec, channel): a copy of the demo spec and its ops in a new project directory, with
+    a local channel and a wheelhouse filled for it (``pip download``: needs PyPI)."""
+    import shutil
+
+    from builder.demo.localchannel import ensure_local_channel
+    from builder.demo.run import fill_wheelhouse
+    from tests.helpers import ENVSPECS
+
+    root = tmp_path_factory.mktemp("project")
+    channel = ensure_local_channel(root / ".envbuild" / "demo")
+    (root / "envspecs").mkdir()
+    spec = root / "envspecs" / "demo.yaml"
+    shutil.copy(ENVSPECS / "demo.yaml", spec)
+    shutil.copytree(ENVSPECS / "demo-ops", root / "envspecs" / "demo-ops")
+    fill_wheelhouse(channel.wheelhouse, spec)
+    return spec, channel

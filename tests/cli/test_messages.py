@@ -9,10 +9,11 @@ import pytest
 
 from builder.doctor.spec import env_findings
 from builder.errors import SpecError
-from builder.host import HostFacts, NvidiaSmiProbe, probe_host
+from builder.host import HostFacts, probe_host
 from builder.resolve.resolver import ResolveRequest, resolve
 from builder.spec.envspec import load_spec
-from tests.helpers import DATA, REPO, run_cli
+from tests.helpers import REPO, run_cli
+from tests.helpers.smi import smi_probe
 
 BASE = 'name: x\npython: "3.10"\ntorch: ">=1.9"\n'
 
@@ -147,9 +148,7 @@ def _fake_prefix(root: Path, version: str, cuda: str | None, has_op: bool) -> Pa
 
 
 def _host_with(prefix: Path, monkeypatch: pytest.MonkeyPatch) -> HostFacts:
-    monkeypatch.setenv("FAKE_SMI_DIR", str(DATA / "nvidia-smi" / "no-driver"))
-    host = probe_host(probes=[NvidiaSmiProbe(executable=str(DATA / "nvidia-smi" /
-                                                              "fake-nvidia-smi"))],
+    host = probe_host(probes=[smi_probe(monkeypatch, "no-driver")],
                       env=dict(os.environ), prefix=prefix)
     assert host.torch is not None and host.torch.version
     return host

@@ -12,30 +12,16 @@ dependencies come from PyPI).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from builder.demo.localchannel import LocalChannel, ensure_local_channel
-from builder.demo.run import fill_wheelhouse
-from tests.helpers import ENVSPECS, run_cli
+from builder.demo.localchannel import LocalChannel
+from tests.helpers import run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.network, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, LocalChannel]:
-    root = tmp_path_factory.mktemp("project")
-    local = ensure_local_channel(root / ".envbuild" / "demo")
-    (root / "envspecs").mkdir()
-    spec = root / "envspecs" / "demo.yaml"
-    shutil.copy(ENVSPECS / "demo.yaml", spec)
-    shutil.copytree(ENVSPECS / "demo-ops", root / "envspecs" / "demo-ops")
-    fill_wheelhouse(local.wheelhouse, spec)
-    return spec, local
 
 
 def _env(spec: Path, local: LocalChannel, prefix: Path,
@@ -48,8 +34,8 @@ def _env(spec: Path, local: LocalChannel, prefix: Path,
 
 
 def test_env_runs_every_stage_offline_then_is_a_noop(
-        project: tuple[Path, LocalChannel], tmp_path: Path, demo_op_store: Path) -> None:
-    spec, local = project
+        demo_project: tuple[Path, LocalChannel], tmp_path: Path, demo_op_store: Path) -> None:
+    spec, local = demo_project
     prefix = tmp_path / "envs" / "demo"
     first = _env(spec, local, prefix, demo_op_store)
     assert first.returncode == 0, first.stderr + first.stdout
@@ -86,8 +72,8 @@ def test_env_runs_every_stage_offline_then_is_a_noop(
 
 
 def test_stale_lockfile_is_an_error_that_names_the_lock_command(
-        project: tuple[Path, LocalChannel], tmp_path: Path, demo_op_store: Path) -> None:
-    spec, local = project
+        demo_project: tuple[Path, LocalChannel], tmp_path: Path, demo_op_store: Path) -> None:
+    spec, local = demo_project
     prefix = tmp_path / "envs" / "demo"
     assert _env(spec, local, prefix, demo_op_store).returncode == 0
     spec.write_text(spec.read_text().replace("numpy]", "numpy, envbuild-demo-greeting]")

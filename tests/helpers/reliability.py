@@ -408,16 +408,6 @@ def bad_cached_archives(cache: Path) -> list[str]:
     return bad
 
 
-def layered_venv(dest: Path, layered_prefix: Path) -> Path:
-    """A fresh venv at ``dest`` that sees ``layered_prefix``'s packages (torch) through the
-    same ``.pth`` layering as tests/opbuild/test_build_compile.py, so each test owns its prefix."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(dest)], check=True)
-    pth = next(layered_prefix.glob("lib/python*/site-packages/_envbuild_layer.pth"))
-    site = next(dest.glob("lib/python*/site-packages"))
-    (site / pth.name).write_text(pth.read_text())
-    return dest
-
-
 def mutate_lines(lines: list[str], cut: int, op: str, junk: str) -> list[str]:
     """A copy of a text file's ``lines`` with one line-level mutation, for fuzzing readers.
 

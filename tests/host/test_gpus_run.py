@@ -10,27 +10,21 @@ from pathlib import Path
 import pytest
 
 from builder.errors import UsageError
-from builder.host import DriverFacts, NvidiaSmiProbe
+from builder.host import DriverFacts
 from builder.host.gpu_select import least_loaded, parse_selection, plan_run
-from tests.helpers import DATA, run_cli
+from tests.helpers import run_cli
+from tests.helpers.smi import SMI_DATA, smi_env, smi_probe
 
-SMI_DATA = DATA / "nvidia-smi"
-FAKE_SMI = str(SMI_DATA / "fake-nvidia-smi")
 SHOW_ENV = ("import os; print(os.environ.get('CUDA_DEVICE_ORDER'), "
             "os.environ.get('CUDA_VISIBLE_DEVICES'))")
 
 
-def _env(machine: str | Path) -> dict[str, str]:
-    return {"ENVBUILD_NVIDIA_SMI": FAKE_SMI, "FAKE_SMI_DIR": str(SMI_DATA / machine)}
-
-
 def _facts(machine: str | Path, monkeypatch: pytest.MonkeyPatch) -> DriverFacts:
-    monkeypatch.setenv("FAKE_SMI_DIR", str(SMI_DATA / machine))
-    return NvidiaSmiProbe(executable=FAKE_SMI).probe()
+    return smi_probe(monkeypatch, machine).probe()
 
 
 def test_gpus_table_has_full_names_and_capabilities() -> None:
-    out = run_cli("gpus", env=_env("server-4090-a6000"))
+    out = run_cli("gpus", env=smi_env("server-4090-a6000"))
     assert out.returncode == 0, out.stderr
     assert "driver 525.78.01 (CUDA 12.0)" in out.stdout
     lines = out.stdout.splitlines()
@@ -42,7 +36,7 @@ def test_gpus_table_has_full_names_and_capabilities() -> None:
 
 
 def test_gpus_json_h100() -> None:
-    out = run_cli("gpus", "--json", env=_env("h100"))
+    out = run_cli("gpus", "--json", env=smi_env("h100"))
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["driver_version"] == "535.129.03" and data["cuda_version"] == "12.2"
@@ -53,7 +47,7 @@ def test_gpus_json_h100() -> None:
 
 
 def test_gpus_without_driver_says_so() -> None:
-    out = run_cli("gpus", env=_env("no-driver"))
+    out = run_cli("gpus", env=smi_env("no-driver"))
     assert out.returncode == 0
     assert "no GPUs" in out.stdout and "NVIDIA driver" in out.stdout
 
@@ -61,7 +55,7 @@ def test_gpus_without_driver_says_so() -> None:
 def test_run_auto_picks_the_idle_gpu() -> None:
     # On the recorded server the A6000 (GPU 1) runs a 12.9 GiB job at 97%.
     out = run_cli("run", "--gpus", "auto", "--", sys.executable, "-c", SHOW_ENV,
-                  env=_env("server-4090-a6000"))
+                  env=smi_env("server-4090-a6000"))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "PCI_BUS_ID 0"
     assert "GPU 0 NVIDIA GeForce RTX 4090" in out.stderr and "-> cuda:0" in out.stderr
@@ -75,7 +69,7 @@ def test_run_auto_follows_the_load(tmp_path: Path) -> None:
         "0, 00000000:4E:00.0, NVIDIA GeForce RTX 4090, GPU-a, 8.9, 24564, 23011, 100, 525.78.01\n"
         "1, 00000000:CA:00.0, NVIDIA RTX A6000, GPU-b, 8.6, 49140, 3, 0, 525.78.01\n")
     (machine / "compute-apps.csv").write_text("00000000:4E:00.0, 4242, 23000\n")
-    out = run_cli("run", "--", sys.executable, "-c", SHOW_ENV, env=_env(machine))
+    out = run_cli("run", "--", sys.executable, "-c", SHOW_ENV, env=smi_env(machine))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "PCI_BUS_ID 1"
     assert "GPU 1 NVIDIA RTX A6000" in out.stderr and "-> cuda:0" in out.stderr
@@ -83,7 +77,7 @@ def test_run_auto_follows_the_load(tmp_path: Path) -> None:
 
 def test_run_explicit_list_maps_in_order() -> None:
     out = run_cli("run", "--gpus", "1,0", "--", sys.executable, "-c", SHOW_ENV,
-                  env=_env("server-4090-a6000"))
+                  env=smi_env("server-4090-a6000"))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "PCI_BUS_ID 1,0"
     assert "GPU 1 NVIDIA RTX A6000" in out.stderr and "-> cuda:0" in out.stderr
@@ -93,13 +87,13 @@ def test_run_explicit_list_maps_in_order() -> None:
 def test_run_passes_arguments_and_exit_code_through() -> None:
     out = run_cli("run", "--gpus", "0", "--", sys.executable, "-c",
                   "import sys; print(sys.argv[1:]); sys.exit(3)", "--num-gpus", "1",
-                  env=_env("server-4090-a6000"))
+                  env=smi_env("server-4090-a6000"))
     assert out.returncode == 3
     assert out.stdout.strip() == "['--num-gpus', '1']"
 
 
 def test_run_bad_index_lists_the_valid_ones() -> None:
-    out = run_cli("run", "--gpus", "2", "--", "true", env=_env("server-4090-a6000"))
+    out = run_cli("run", "--gpus", "2", "--", "true", env=smi_env("server-4090-a6000"))
     assert out.returncode == 2
     assert "'2' is not a GPU index" in out.stderr
     assert "0 (NVIDIA GeForce RTX 4090), 1 (NVIDIA RTX A6000)" in out.stderr
@@ -107,18 +101,18 @@ def test_run_bad_index_lists_the_valid_ones() -> None:
 
 def test_run_without_gpu_auto_still_runs() -> None:
     out = run_cli("run", "--", sys.executable, "-c", SHOW_ENV, env={
-        **_env("no-driver"), "CUDA_VISIBLE_DEVICES": "", "CUDA_DEVICE_ORDER": ""})
+        **smi_env("no-driver"), "CUDA_VISIBLE_DEVICES": "", "CUDA_DEVICE_ORDER": ""})
     assert out.returncode == 0, out.stderr
     assert "no GPU found" in out.stderr
 
 
 def test_run_without_gpu_explicit_index_is_usage_error() -> None:
-    out = run_cli("run", "--gpus", "0", "--", "true", env=_env("no-driver"))
+    out = run_cli("run", "--gpus", "0", "--", "true", env=smi_env("no-driver"))
     assert out.returncode == 2 and "no usable GPU" in out.stderr
 
 
 def test_run_unknown_command_is_usage_error() -> None:
-    out = run_cli("run", "--gpus", "0", "--", "no-such-command-xyz", env=_env("h100"))
+    out = run_cli("run", "--gpus", "0", "--", "no-such-command-xyz", env=smi_env("h100"))
     assert out.returncode == 2 and "no-such-command-xyz" in out.stderr
 
 

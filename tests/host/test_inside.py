@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 from builder.install.activation import activated_environ, write_activation
-from tests.helpers import DATA, REPO, run_cli
+from tests.helpers import REPO, run_cli
+from tests.helpers.smi import smi_env
 
 SHOW = ("import json, os; print(json.dumps({k: os.environ.get(k) for k in ("
         "'CUDA_HOME', 'CONDA_PREFIX', 'CUDA_DEVICE_ORDER', 'PATH', 'ENVBUILD_PREFIX', "
         "'FROM_PACKAGE')}))")
-NO_GPU = {"ENVBUILD_NVIDIA_SMI": str(DATA / "nvidia-smi" / "fake-nvidia-smi"),
-          "FAKE_SMI_DIR": str(DATA / "nvidia-smi" / "no-driver")}
+NO_GPU = smi_env("no-driver")
 
 
 def _prefix(root: Path, *, nvcc: bool) -> Path:
@@ -78,8 +78,7 @@ def test_shell_opens_inside_the_env(tmp_path: Path) -> None:
 
 def test_run_json_prints_the_gpu_plan_on_stderr(tmp_path: Path) -> None:
     prefix = _prefix(tmp_path / "env", nvcc=False)
-    env = {"ENVBUILD_NVIDIA_SMI": str(DATA / "nvidia-smi" / "fake-nvidia-smi"),
-           "FAKE_SMI_DIR": str(DATA / "nvidia-smi" / "server-4090-a6000")}
+    env = smi_env("server-4090-a6000")
     out = run_cli("run", "--json", "--prefix", str(prefix), "--gpus", "1", "--",
                   "hello-from-env", env=env)
     assert out.returncode == 0, out.stderr

@@ -14,6 +14,7 @@ from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from builder.install.generations import Generations
 from builder.util.fs import file_lock
 from tests.helpers import REPO, run_cli
+from tests.helpers.prefix import demo_env_works, generation_leftovers
 
 
 @pytest.fixture
@@ -26,18 +27,6 @@ def installed(local: LocalChannel, tmp_path: Path) -> tuple[Path, Path]:
     return prefix, lockfile
 
 
-def _works(prefix: Path) -> bool:
-    out = subprocess.run([str(prefix / "bin" / "python"), "-c",
-                          "import envbuild_demo_greeting, sys; print(sys.prefix)"],
-                         capture_output=True, text=True)
-    return out.returncode == 0 and out.stdout.strip() == str(prefix)
-
-
-def _leftovers(prefix: Path) -> list[str]:
-    return sorted(p.name for p in Generations(prefix).root.iterdir()
-                  if not p.name.isdigit() and p.name != ".lock")
-
-
 @pytest.mark.parametrize("point", ["fetch", "conda", "pip", "activation", "switch"])
 def test_disk_full_leaves_previous_env(installed: tuple[Path, Path], point: str) -> None:
     prefix, lockfile = installed
@@ -46,8 +35,8 @@ def test_disk_full_leaves_previous_env(installed: tuple[Path, Path], point: str)
     assert out.returncode == 1, out.stderr
     assert "No space left on device" in out.stderr
     assert "Traceback" not in out.stderr
-    assert Generations(prefix).current() == 1 and _works(prefix)
-    assert _leftovers(prefix) == []
+    assert Generations(prefix).current() == 1 and demo_env_works(prefix)
+    assert generation_leftovers(prefix) == []
 
 
 @pytest.mark.reliability
@@ -57,11 +46,11 @@ def test_kill_9_then_next_run_completes(installed: tuple[Path, Path], point: str
     out = run_cli("install", str(lockfile), "--prefix", str(prefix), "--force",
                   env={"ENVBUILD_FAULT": f"{point}:kill"})
     assert out.returncode == -9
-    assert Generations(prefix).current() == 1 and _works(prefix)
+    assert Generations(prefix).current() == 1 and demo_env_works(prefix)
     again = run_cli("install", str(lockfile), "--prefix", str(prefix), "--force")
     assert again.returncode == 0, again.stderr
-    assert (Generations(prefix).current() or 0) >= 2 and _works(prefix)
-    assert _leftovers(prefix) == []
+    assert (Generations(prefix).current() or 0) >= 2 and demo_env_works(prefix)
+    assert generation_leftovers(prefix) == []
 
 
 def test_ctrl_c_leaves_previous_env(installed: tuple[Path, Path]) -> None:
@@ -69,8 +58,8 @@ def test_ctrl_c_leaves_previous_env(installed: tuple[Path, Path]) -> None:
     out = run_cli("install", str(lockfile), "--prefix", str(prefix), "--force",
                   env={"ENVBUILD_FAULT": "pip:interrupt"})
     assert out.returncode == 130
-    assert Generations(prefix).current() == 1 and _works(prefix)
-    assert _leftovers(prefix) == []
+    assert Generations(prefix).current() == 1 and demo_env_works(prefix)
+    assert generation_leftovers(prefix) == []
 
 
 def test_vanished_package_file_is_a_clear_error(local: LocalChannel, tmp_path: Path) -> None:
@@ -88,7 +77,7 @@ def test_vanished_package_file_is_a_clear_error(local: LocalChannel, tmp_path: P
                   env={"ENVBUILD_HOME": str(fresh_home)})
     assert out.returncode == 1, out.stderr
     assert "could not download" in out.stderr and tool.name in out.stderr
-    assert Generations(prefix).current() == 1 and _works(prefix)
+    assert Generations(prefix).current() == 1 and demo_env_works(prefix)
 
 
 def test_broken_url_is_a_clear_error(installed: tuple[Path, Path], tmp_path: Path) -> None:
@@ -100,7 +89,7 @@ def test_broken_url_is_a_clear_error(installed: tuple[Path, Path], tmp_path: Pat
                   env={"ENVBUILD_HOME": str(tmp_path / "h2")})
     assert out.returncode == 1, out.stderr
     assert "could not download" in out.stderr
-    assert Generations(prefix).current() == 1 and _works(prefix)
+    assert Generations(prefix).current() == 1 and demo_env_works(prefix)
 
 
 @pytest.mark.reliability

@@ -35,7 +35,7 @@ def _files_with(root: Path, *needles: str) -> list[str]:
 
 
 def test_credentialed_channels_solve_without_leaving_secrets(
-        local: LocalChannel, tmp_path: Path,  # noqa: F811
+        local: LocalChannel, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """user:password@ and /t/<token>/ channels: the credentials are used (the server sees
     them), solved records carry none, and nothing on disk keeps them afterwards."""

@@ -18,8 +18,8 @@ from builder.opbuild import candidate
 from builder.opbuild.checks import unpack_wheel
 from builder.opbuild.ops import OpBuildRequest, OpBuildResult, build_op
 from builder.opbuild.store import Store
-from tests.helpers.reliability import OP_NAME, layered_venv, op_variant, write_cheap_op
-from tests.opbuild.test_build_compile import layered_prefix  # noqa: F401 - fixture
+from tests.helpers.prefix import layered_venv
+from tests.helpers.reliability import OP_NAME, op_variant, write_cheap_op
 
 ARCH = ("9.0",)
 
@@ -57,8 +57,8 @@ def _broken_build_fails(root: Path, prefix: Path, store: Store) -> list[str]:
 
 @pytest.mark.compile
 def test_an_op_that_does_not_import_is_neither_published_nor_installed(
-        layered_prefix: Path, tmp_path: Path) -> None:  # noqa: F811
-    prefix = layered_venv(tmp_path / "prefix", layered_prefix)
+        compile_ready: None, tmp_path: Path) -> None:
+    prefix = layered_venv(tmp_path / "prefix")
     store = Store(tmp_path / "store")
     good = _good_build(tmp_path, prefix, store)
     assert "check-import" in [s.name for s in good.steps]
@@ -76,16 +76,16 @@ def test_an_op_that_does_not_import_is_neither_published_nor_installed(
 
 @pytest.mark.compile
 def test_a_stored_wheel_that_does_not_import_is_evicted_and_rebuilt(
-        layered_prefix: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+        compile_ready: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A store poisoned by an older envbuild (published before checking) heals itself."""
-    prefix = layered_venv(tmp_path / "prefix", layered_prefix)
+    prefix = layered_venv(tmp_path / "prefix")
     store = Store(tmp_path / "store")
     good = _good_build(tmp_path, prefix, store)
     record_before = (prefix / ".envbuild" / "ops" / f"{OP_NAME}.json").read_text()
     write_cheap_op(tmp_path, 2, broken=True)
     with monkeypatch.context() as m:  # the old order: publish without the import check
         m.setattr(candidate, "check_import_of", lambda *a: None)
-        poisoned = build_op(_request(tmp_path, layered_venv(tmp_path / "other", layered_prefix)),
+        poisoned = build_op(_request(tmp_path, layered_venv(tmp_path / "other")),
                             store=store)
     assert store.lookup(poisoned.key) is not None
     said = _broken_build_fails(tmp_path, prefix, store)

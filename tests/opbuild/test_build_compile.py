@@ -1,13 +1,12 @@
 """Real compiles with nvcc against torch in .venv, shared by every test here (one build per op).
 
-The prefix is a fresh venv layered on .venv through a .pth file, so installs land in
+The prefix is conftest's ``layered_prefix`` (a venv layered on .venv), so installs land in
 the temp prefix and never in .venv itself.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 import zipfile
@@ -20,37 +19,11 @@ from builder.opbuild.ops import OpBuildRequest, OpBuildResult, build_op
 from builder.opbuild.store import Store
 from builder.opbuild.toolchain import find_cuobjdump, prefix_facts
 from builder.sanity.report import run_sanity
-from tests.helpers import DATA, REPO
+from tests.helpers import DATA
+from tests.helpers.prefix import VENV
 
 pytestmark = pytest.mark.compile
 ARCH = ("9.0",)
-VENV = REPO / ".venv"
-
-
-def _skip_reason() -> str | None:
-    import shutil
-
-    if not (VENV / "bin" / "python").exists():
-        return "no .venv"
-    if shutil.which("nvcc") is None and not Path("/usr/local/cuda/bin/nvcc").exists():
-        return "no CUDA toolkit (nvcc) on this machine"
-    facts = prefix_facts(VENV)
-    if not facts.torch_cuda:
-        return "torch in .venv is missing or CPU-only (make test-deps)"
-    return None
-
-
-@pytest.fixture(scope="session")
-def layered_prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    prefix = tmp_path_factory.mktemp("prefix")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
-    venv_site = prefix_facts(VENV).site_packages
-    own_site = prefix_facts(prefix).site_packages
-    (own_site / "_envbuild_layer.pth").write_text(f"{venv_site}\n")
-    return prefix
 
 
 @pytest.fixture(scope="session")

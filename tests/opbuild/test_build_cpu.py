@@ -23,11 +23,11 @@ from builder.opbuild.preflight import PreflightError, Toolchain, quick_toolchain
 from builder.opbuild.store import KeyInputs, Store, op_key
 from builder.opbuild.toolchain import prefix_facts
 from tests.helpers import ENVSPECS, REPO, run_cli
+from tests.helpers.prefix import layered_venv
 
 GXX = shutil.which("g++")
 needs_gxx = pytest.mark.skipif(GXX is None, reason="no g++ on PATH on this machine")
 DEMO_OP = ENVSPECS / "demo-ops" / "msda_cpu"
-VENV = REPO / ".venv"
 CPU_TORCH = "torch==2.13.0+cpu"
 
 
@@ -144,11 +144,7 @@ def cpu_prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("no g++ on PATH on this machine")
     root = tmp_path_factory.mktemp("cpu-torch")
     site = _cpu_torch_site(root)
-    prefix = root / "prefix"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
-    venv_site = prefix_facts(VENV).site_packages
-    (prefix_facts(prefix).site_packages / "_envbuild_layer.pth").write_text(
-        f"{site}\n{venv_site}\n")
+    prefix = layered_venv(root / "prefix", before=[site])
     facts = prefix_facts(prefix)
     assert facts.torch_version == "2.13.0+cpu" and facts.torch_cuda is None
     return prefix
@@ -190,9 +186,9 @@ def test_an_op_of_the_cpu_kind_is_not_also_checked_as_the_cuda_kind(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo op shares the CUDA op's module name: sanity plans only its own kind for it,
     while an op recorded as plain ``import`` still gets the kernel kind of its module."""
-    from tests.sanity.test_sanity_cpu import _load
+    from tests.helpers.sanity import load_run_checks
 
-    checks = _load()
+    checks = load_run_checks()
     monkeypatch.setattr(checks.importlib.util, "find_spec", lambda name: object())
     demo = {"op": "msda-cpu", "sanity": "msdeformattn-cpu",
             "modules": ["MultiScaleDeformableAttention"], "source": "demo-ops", "commit": None}

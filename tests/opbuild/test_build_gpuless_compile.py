@@ -5,7 +5,7 @@ passes ``x.type()`` to AT_DISPATCH; ``wholepkg`` is a whole package whose
 ``wholepkg/csrc/**`` sources are found by glob and built as ``wholepkg._C`` (the
 GroundingDINO / detectron2 shape).  Both must build unmodified: the visible-gpu-shim for
 the gate, the automatic dispatch-scalar-type fixup for the dispatch, CUDA_HOME unset in the
-caller's environment.  The prefix is a venv layered on .venv (as in test_build_compile.py).
+caller's environment.  The prefix is this module's own venv layered on .venv.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,26 +26,18 @@ from builder.opbuild.ops import BuildFailed, OpBuildRequest, OpBuildResult, buil
 from builder.opbuild.reproducible import RECIPE
 from builder.opbuild.store import Store
 from builder.opbuild.toolchain import find_cuobjdump, prefix_facts
-from tests.helpers import DATA, REPO
+from tests.helpers import DATA
+from tests.helpers.prefix import VENV, layered_venv
 
 pytestmark = pytest.mark.compile
 ARCH = ("8.0", "9.0+PTX")
-VENV = REPO / ".venv"
 TREES = {"gated": "envbuild_gated", "wholepkg": "wholepkg._C"}
 
 
 @pytest.fixture(scope="module")
-def gpuless_prefix(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.opbuild.test_build_compile import _skip_reason
-
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
-    prefix = tmp_path_factory.mktemp("gpuless-prefix")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
-    (prefix_facts(prefix).site_packages / "_envbuild_layer.pth").write_text(
-        f"{prefix_facts(VENV).site_packages}\n")
-    return prefix
+def gpuless_prefix(compile_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This module's own prefix layered on .venv (its ops are installed there)."""
+    return layered_venv(tmp_path_factory.mktemp("gpuless-prefix"))
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,11 @@ from builder.opbuild.headers import (
     op_sources,
     parse_deps,
 )
-from tests.helpers import DATA, REPO
+from tests.helpers import DATA
+from tests.helpers.prefix import VENV, layered_venv
 
 GXX = shutil.which("g++")
 needs_gxx = pytest.mark.skipif(GXX is None, reason="no host g++ on PATH")
-VENV = REPO / ".venv"
 
 
 def test_parse_deps_keeps_missing_headers_relative() -> None:
@@ -142,22 +142,15 @@ def test_pieces_cover_what_torch_needs() -> None:
 @pytest.mark.skipif(_venv_toolchain_reason() is not None, reason=_venv_toolchain_reason() or "")
 def test_build_stops_before_the_compile_naming_the_header(tmp_path: Path) -> None:
     """build_op on an op needing a cuSOLVER header no include dir has: no nvcc ever runs."""
-    import subprocess
-    import sys
-
     from builder.opbuild.headers import HeaderPreflightError
     from builder.opbuild.ops import OpBuildRequest, build_op
     from builder.opbuild.store import Store
-    from builder.opbuild.toolchain import prefix_facts
 
     op = tmp_path / "tiny"
     shutil.copytree(DATA / "ops" / "tiny", op)
     kernel = op / "src" / "tiny_kernel.cu"
     kernel.write_text("#include <cusolverSp_not_shipped.h>\n" + kernel.read_text())
-    prefix = tmp_path / "prefix"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(prefix)], check=True)
-    (prefix_facts(prefix).site_packages / "_layer.pth").write_text(
-        f"{prefix_facts(VENV).site_packages}\n")
+    prefix = layered_venv(tmp_path / "prefix")
     store = Store(tmp_path / "store")
     with pytest.raises(HeaderPreflightError) as info:
         build_op(OpBuildRequest(name="tiny", source_dir=op, prefix=prefix, arch_list=("9.0",)),

@@ -23,6 +23,7 @@ from builder.opbuild.toolchain import (
     probe_toolkit,
     real_toolkit_root,
 )
+from tests.helpers.smi import fake_gpus
 
 REAL_NVCC = shutil.which("nvcc")
 needs_nvcc = pytest.mark.skipif(REAL_NVCC is None, reason="no nvcc on PATH on this machine")
@@ -123,20 +124,12 @@ def test_quick_toolchain_on_this_venv() -> None:
 
 # --- the arch list follows this machine's GPUs -------------------------------------------
 
-def _fake_gpus(monkeypatch: pytest.MonkeyPatch, machine: str) -> None:
-    from tests.helpers import DATA
-
-    smi = DATA / "nvidia-smi"
-    monkeypatch.setenv("ENVBUILD_NVIDIA_SMI", str(smi / "fake-nvidia-smi"))
-    monkeypatch.setenv("FAKE_SMI_DIR", str(smi / machine))
-
-
 def test_build_resolves_for_the_seed_servers_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     from builder.opbuild.plan import resolve_for_host
     from builder.spec.envspec import load_spec
     from tests.helpers import ENVSPECS
 
-    _fake_gpus(monkeypatch, "server-4090-a6000")
+    fake_gpus(monkeypatch, "server-4090-a6000")
     res = resolve_for_host(load_spec(ENVSPECS / "mask2former.yaml"), "11.7")
     # RTX A6000 (sm_86) and RTX 4090 (sm_89, which nvcc 11.7 cannot target): 8.6 + PTX,
     # not torch's eight-arch list
@@ -150,7 +143,7 @@ def test_build_on_an_h100_with_cuda_11_7_is_a_conflict(monkeypatch: pytest.Monke
     from builder.spec.envspec import load_spec
     from tests.helpers import ENVSPECS
 
-    _fake_gpus(monkeypatch, "h100")
+    fake_gpus(monkeypatch, "h100")
     with pytest.raises(ConflictError, match="sm_90"):
         resolve_for_host(load_spec(ENVSPECS / "mask2former.yaml"), "11.7")
 
@@ -160,6 +153,6 @@ def test_build_without_a_gpu_uses_the_torch_builds_list(monkeypatch: pytest.Monk
     from builder.spec.envspec import load_spec
     from tests.helpers import ENVSPECS
 
-    _fake_gpus(monkeypatch, "no-driver")
+    fake_gpus(monkeypatch, "no-driver")
     res = resolve_for_host(load_spec(ENVSPECS / "mask2former.yaml"), "11.7")
     assert res.arch_list == ("3.7+PTX", "5.0", "6.0", "6.1", "7.0", "7.5", "8.0", "8.6")

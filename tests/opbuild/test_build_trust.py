@@ -24,8 +24,7 @@ from builder.opbuild.repro_check import check_reproducible
 from builder.opbuild.store import Store
 from builder.sanity.report import run_sanity, table
 from tests.helpers import DATA
-from tests.helpers.reliability import layered_venv
-from tests.opbuild.test_build_compile import layered_prefix  # noqa: F401 - fixture
+from tests.helpers.prefix import layered_venv
 
 pytestmark = pytest.mark.compile
 ARCH = ("9.0",)
@@ -66,8 +65,8 @@ def _fails(prefix: Path, store: Store) -> tuple[str, list[str]]:
 
 
 def test_a_failed_check_keeps_the_build_and_a_fixed_prefix_rechecks_it(
-        layered_prefix: Path, tmp_path: Path) -> None:  # noqa: F811
-    prefix = layered_venv(tmp_path / "prefix", layered_prefix)
+        compile_ready: None, tmp_path: Path) -> None:
+    prefix = layered_venv(tmp_path / "prefix")
     store = Store(tmp_path / "store")
 
     # 1. compiled, then the dependency check fails: named, with its pip: line; kept
@@ -133,15 +132,15 @@ def test_a_failed_check_keeps_the_build_and_a_fixed_prefix_rechecks_it(
     assert read_record(prefix, OP) == record  # nothing changed
 
 
-def test_the_same_key_builds_to_the_same_bytes(layered_prefix: Path,  # noqa: F811
+def test_the_same_key_builds_to_the_same_bytes(compile_ready: None,
                                               tmp_path: Path) -> None:
     """A second build in a fresh temp dir, for a prefix at another path, gives the same
     wheel; the build dir is mapped away (``__FILE__`` reads ``/envbuild/build/...``)."""
-    first_prefix = layered_venv(tmp_path / "a", layered_prefix)
+    first_prefix = layered_venv(tmp_path / "a")
     _give_dep(first_prefix, "1.0", module=True)
     store = Store(tmp_path / "store")
     first = build_op(_request(first_prefix), store=store)
-    other_prefix = layered_venv(tmp_path / "elsewhere" / "deeper", layered_prefix)
+    other_prefix = layered_venv(tmp_path / "elsewhere" / "deeper")
     _give_dep(other_prefix, "1.0", module=True)
     prepared = prepare_op(_request(other_prefix), store=store)
     assert prepared.hit and prepared.entry.sha256 == first.wheel_sha256

@@ -11,9 +11,8 @@ import pytest
 from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from builder.install.generations import Generations
 from builder.install.state import read_state
-from tests.env.test_env_e2e import project  # noqa: F401 - fixture (network: fills the wheelhouse)
+from tests.helpers.prefix import demo_env_works, generation_leftovers
 from tests.helpers.reliability import Spawned, record, spawn_cli
-from tests.install.test_install_faults import _leftovers, _works
 
 pytestmark = pytest.mark.reliability
 
@@ -37,12 +36,12 @@ def _consistent(prefix: Path) -> str | None:
         return f"current generation {current} is not complete"
     if state is None or state.generation != current or state.prefix != str(prefix):
         return f"state {state} does not match generation {current}"
-    if _leftovers(prefix):
-        return f"leftovers {_leftovers(prefix)}"
+    if generation_leftovers(prefix):
+        return f"leftovers {generation_leftovers(prefix)}"
     return None
 
 
-def test_two_concurrent_installs_on_one_prefix(local: LocalChannel,  # noqa: F811
+def test_two_concurrent_installs_on_one_prefix(local: LocalChannel,
                                                tmp_path: Path) -> None:
     lockfile = write_channel_lockfile(local, tmp_path / "demo.conda-lock.yml")
     failures: list[str] = []
@@ -64,7 +63,7 @@ def test_two_concurrent_installs_on_one_prefix(local: LocalChannel,  # noqa: F81
             waited += len(waiters) == 1
             if len(waiters) != 1:
                 failures.append(f"round {rnd} {args[-1]}: {len(waiters)} of 2 said they waited")
-            why = _consistent(prefix) or (None if _works(prefix) else "env does not work")
+            why = _consistent(prefix) or (None if demo_env_works(prefix) else "env does not work")
             if why:
                 failures.append(f"round {rnd} {args[-1]}: {why}")
     races = ROUNDS + ROUNDS // 2
@@ -81,9 +80,9 @@ def test_two_concurrent_installs_on_one_prefix(local: LocalChannel,  # noqa: F81
 @pytest.mark.network
 @pytest.mark.slow
 def test_two_concurrent_env_runs_on_one_prefix(
-        project: tuple[Path, LocalChannel], tmp_path: Path) -> None:  # noqa: F811
+        demo_project: tuple[Path, LocalChannel], tmp_path: Path) -> None:
     """The real `envbuild env` (every stage) twice at once on one prefix and lockfile."""
-    spec, channel = project
+    spec, channel = demo_project
     prefix = tmp_path / "envs" / "demo"
     lockfile = tmp_path / "demo-cpu.conda-lock.yml"
     args = ["env", str(spec), "--cuda", "cpu", "--prefix", str(prefix), "--lockfile",
@@ -96,6 +95,6 @@ def test_two_concurrent_env_runs_on_one_prefix(
     assert len(waiters) == 1, [sp.stderr()[-500:] for sp in (a, b)]
     assert _consistent(prefix) is None, _consistent(prefix)
     assert Generations(prefix).complete() == [1]  # the waiter found it done: no second install
-    assert _works(prefix)
+    assert demo_env_works(prefix)
     record("two concurrent `envbuild env` on one prefix", races=1, both_exit_0="1/1",
            one_waited_and_said_so="1/1", seconds=round(time.monotonic() - start, 1))

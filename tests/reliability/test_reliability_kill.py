@@ -26,19 +26,17 @@ from builder.demo.localchannel import LocalChannel, write_channel_lockfile
 from builder.install.generations import Generations
 from builder.install.state import read_state
 from builder.opbuild.store import EVICTED, MARKER, Store
+from tests.helpers.prefix import demo_env_works, generation_leftovers, layered_venv
 from tests.helpers.reliability import (
     bad_cached_archives,
     damaged_package_files,
     kill_after,
-    layered_venv,
     op_variant,
     record,
     run_to_end,
     spawn_cli,
     write_cheap_op,
 )
-from tests.install.test_install_faults import _leftovers, _works
-from tests.opbuild.test_build_compile import layered_prefix  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.reliability
 
@@ -68,12 +66,12 @@ def _prefix_consistent(prefix: Path) -> str | None:
     state = read_state(prefix)
     if state is None or state.generation != current or state.prefix != str(prefix):
         return f"state file disagrees with the current generation {current}: {state}"
-    if not _works(prefix):
+    if not demo_env_works(prefix):
         return "the prefix's python does not run or does not import the pip layer"
     return None
 
 
-def test_kill_9_during_install(local: LocalChannel, tmp_path: Path) -> None:  # noqa: F811
+def test_kill_9_during_install(local: LocalChannel, tmp_path: Path) -> None:
     """INSTALL_TRIALS kills of `install --force` into a prefix with a working generation."""
     lockfile = write_channel_lockfile(local, tmp_path / "demo.conda-lock.yml")
     prefix = tmp_path / "env"
@@ -112,8 +110,8 @@ def test_kill_9_during_install(local: LocalChannel, tmp_path: Path) -> None:  # 
             failures.append(f"trial {trial} ({mode}, kill at {delay:.3f}s): previous env: {why}")
         rc, _, err, _ = run_to_end(_install_args(lockfile, prefix), logs)
         why = _prefix_consistent(prefix) if rc == 0 else f"exit {rc}: {err[-400:]}"
-        if why is None and _leftovers(prefix):
-            why = f"leftovers after the next run: {_leftovers(prefix)}"
+        if why is None and generation_leftovers(prefix):
+            why = f"leftovers after the next run: {generation_leftovers(prefix)}"
         if why is None and mode == "cold":  # a kill may have landed in fetch or extraction
             damaged = damaged_package_files(prefix, archives) + bad_cached_archives(cache)
             why = f"damaged: {damaged[:3]}" if damaged else None
@@ -225,7 +223,7 @@ def _build_trials(stream: int, prefix: Path, root: Path, trials: int, seed: int,
     outcome["store tmp dirs left"] += len(_temp_dirs(store_root))
 
 
-def test_kill_9_during_build(layered_prefix: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_kill_9_during_build(compile_ready: None, tmp_path: Path) -> None:
     """BUILD_TRIALS kills of `envbuild build` of a cheap CUDA op from a path source."""
     failures: list[str] = []
     outcome = Counter[str]()
@@ -234,7 +232,7 @@ def test_kill_9_during_build(layered_prefix: Path, tmp_path: Path) -> None:  # n
     per_stream = BUILD_TRIALS // BUILD_STREAMS
     for stream in range(BUILD_STREAMS):
         root = tmp_path / f"stream{stream}"
-        prefix = layered_venv(root / "prefix", layered_prefix)
+        prefix = layered_venv(root / "prefix")
         threads.append(threading.Thread(target=_build_stream, args=(
             stream, prefix, root, per_stream, BUILD_SEED + stream, failures, outcome,
             durations)))

@@ -76,7 +76,7 @@ def _committed_cut() -> str:
 
 
 @pytest.fixture(scope="module")
-def seeds(local: LocalChannel, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
+def seeds(local: LocalChannel, tmp_path_factory: pytest.TempPathFactory
           ) -> list[list[str]]:
     lockfile = write_channel_lockfile(local, tmp_path_factory.mktemp("seed") / "l.yml")
     return [lockfile.read_text().splitlines(), _committed_cut().splitlines()]
@@ -159,7 +159,7 @@ CLI_MUTANTS = {
 
 
 @pytest.mark.parametrize("name", sorted(CLI_MUTANTS))
-def test_fuzzed_lockfile_through_the_real_cli(local: LocalChannel, tmp_path: Path,  # noqa: F811
+def test_fuzzed_lockfile_through_the_real_cli(local: LocalChannel, tmp_path: Path,
                                               name: str) -> None:
     good = write_channel_lockfile(local, tmp_path / "good.conda-lock.yml").read_text()
     bad = CLI_MUTANTS[name](good)

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from builder.demo.localchannel import LocalChannel, write_channel_lockfile
+from tests.helpers.prefix import demo_env_works
 from tests.helpers.reliability import record, run_to_end, serve_directory, unshare_net_reason
-from tests.install.test_install_faults import _works
 
 pytestmark = pytest.mark.reliability
 
 
-def test_reinstall_from_cache_without_network(local: LocalChannel,  # noqa: F811
+def test_reinstall_from_cache_without_network(local: LocalChannel,
                                               tmp_path: Path) -> None:
     reason = unshare_net_reason()
     if reason:
@@ -46,7 +46,7 @@ def test_reinstall_from_cache_without_network(local: LocalChannel,  # noqa: F811
     rc, out, err, _ = run_to_end(["install", str(lockfile), "--prefix", str(new)], logs,
                                  prefix_cmd=("unshare", "-n"))
     assert rc == 0, err
-    assert _works(new)
+    assert demo_env_works(new)
     # control: the same command with an empty cache fails (the network really is cut)
     rc2, _, err2, _ = run_to_end(["install", str(lockfile), "--prefix", str(tmp_path / "cold")],
                                  logs, prefix_cmd=("unshare", "-n"),

@@ -19,7 +19,7 @@ from tests.helpers.reliability import record, run_to_end, write_wheel
 pytestmark = pytest.mark.reliability
 
 
-def _cli_lockfile(local: LocalChannel, tmp_path: Path) -> Path:  # noqa: F811
+def _cli_lockfile(local: LocalChannel, tmp_path: Path) -> Path:
     wheel = write_wheel(tmp_path / "wheels", "hello-cli", "1.0", {
         "hello_cli/__init__.py": "def main():\n    print('hello cli')\n",
         "hello_cli-1.0.dist-info/entry_points.txt":
@@ -33,7 +33,7 @@ def _says(prefix: Path) -> tuple[int, str]:
     return out.returncode, out.stdout.strip() + out.stderr.strip()
 
 
-def test_console_scripts_start_in_any_prefix(local: LocalChannel,  # noqa: F811
+def test_console_scripts_start_in_any_prefix(local: LocalChannel,
                                              tmp_path: Path) -> None:
     lockfile = _cli_lockfile(local, tmp_path)
     prefixes = {

@@ -46,7 +46,7 @@ def _files_with_secret(*roots: Path) -> list[str]:
 
 
 @pytest.fixture
-def project(local: LocalChannel, tmp_path: Path) -> tuple[Path, Path]:  # noqa: F811
+def project(local: LocalChannel, tmp_path: Path) -> tuple[Path, Path]:
     """(www root served over http, project dir with envspecs/ and a local wheel dir)."""
     www = tmp_path / "www"
     shutil.copytree(local.channel, www / "channel")

@@ -21,9 +21,10 @@ import pytest
 
 from builder.demo.condapkg import PackageMeta, write_conda
 from builder.demo.localchannel import TOOL_PLACEHOLDER, LocalChannel, write_channel_lockfile
+from tests.helpers.git import git
+from tests.helpers.prefix import demo_env_works, layered_venv
 from tests.helpers.reliability import (
     bad_cached_archives,
-    layered_venv,
     op_variant,
     prefix_state,
     record,
@@ -31,15 +32,12 @@ from tests.helpers.reliability import (
     tree_state,
     write_cheap_op,
 )
-from tests.install.test_install_faults import _works
-from tests.opbuild.test_build_compile import layered_prefix  # noqa: F401 - fixture
-from tests.sources.test_sources import _git
 
 pytestmark = pytest.mark.reliability
 
 
 @pytest.fixture
-def channel_copy(local: LocalChannel, tmp_path: Path) -> LocalChannel:  # noqa: F811
+def channel_copy(local: LocalChannel, tmp_path: Path) -> LocalChannel:
     """A private copy of the local channel and wheelhouse (the tests change its files)."""
     copy = LocalChannel(channel=tmp_path / "chan", wheelhouse=tmp_path / "wheels",
                         python_version=local.python_version)
@@ -93,7 +91,7 @@ def test_conda_package_changed_in_channel(channel_copy: LocalChannel, tmp_path: 
                                tmp_path / "logs", env={"ENVBUILD_HOME": str(fresh)})
     _refused(rc, err, "hash mismatch", real.name)
     assert prefix_state(prefix) == before
-    assert _tool_says(prefix) == f"hello from {prefix}" and _works(prefix)
+    assert _tool_says(prefix) == f"hello from {prefix}" and demo_env_works(prefix)
     assert bad_cached_archives(fresh / "pkgs") == []
     assert not list((fresh / "pkgs" / "archives").glob(f"*/{real.name}")), \
         "the unverified archive reached the package cache"
@@ -129,7 +127,7 @@ def test_conda_package_changed_in_cache(channel_copy: LocalChannel, tmp_path: Pa
     # refused, and the changed copy is gone: the next run downloads the channel's bytes
     _refused(rc, err, "hash mismatch", cached.name, "package cache")
     assert not cached.exists() and bad_cached_archives(cache) == []
-    assert _tool_says(prefix) == f"hello from {prefix}" and _works(prefix)
+    assert _tool_says(prefix) == f"hello from {prefix}" and demo_env_works(prefix)
     rc, _, err, _ = run_to_end(["install", str(lockfile), "--prefix", str(new_prefix)],
                                tmp_path / "logs")
     assert rc == 0, err
@@ -158,7 +156,7 @@ def test_wheel_changed_after_locking(channel_copy: LocalChannel, tmp_path: Path)
     rc, _, err, _ = run_to_end(["install", str(lockfile), "--prefix", str(prefix), "--force"],
                                tmp_path / "logs", env={"ENVBUILD_HOME": str(fresh)})
     _refused(rc, err, "hash")
-    assert prefix_state(prefix) == before and _works(prefix)
+    assert prefix_state(prefix) == before and demo_env_works(prefix)
     # and into a new prefix: nothing is created
     other = tmp_path / "env-new"
     rc, _, err, _ = run_to_end(["install", str(lockfile), "--prefix", str(other)],
@@ -168,21 +166,21 @@ def test_wheel_changed_after_locking(channel_copy: LocalChannel, tmp_path: Path)
     record("tampered wheel (pip record sha256)", trials=2, refused="2/2", prefix_unchanged="2/2")
 
 
-def test_source_tree_changed_in_cache(layered_prefix: Path, tmp_path: Path) -> None:  # noqa: F811
+def test_source_tree_changed_in_cache(compile_ready: None, tmp_path: Path) -> None:
     """`envbuild build` of a git source pinned to a commit; the verified copy in the
     sources cache is then changed: the next build refuses, nothing is built or installed."""
     upstream = tmp_path / "upstream"
     write_cheap_op(upstream, 7)
-    _git(upstream, "init", "-q", "-b", "main")
-    _git(upstream, "add", "-A")
-    _git(upstream, "commit", "-q", "-m", "op")
-    commit = _git(upstream, "rev-parse", "HEAD")
+    git(upstream, "init", "-q", "-b", "main")
+    git(upstream, "add", "-A")
+    git(upstream, "commit", "-q", "-m", "op")
+    commit = git(upstream, "rev-parse", "HEAD")
     spec = tmp_path / "relop-git.yaml"
     spec.write_text("name: relop\npython: '3.11'\ntorch: '==2.14.1'\ntorch_from: pypi\n"
                     "cuda: {default: '13.0'}\nsources:\n"
                     f"  up: {{git: '{upstream.as_uri()}', rev: '{commit}'}}\n"
                     "ops:\n  - {name: envbuild_relop, source: up, path: op}\n")
-    prefix = layered_venv(tmp_path / "prefix", layered_prefix)
+    prefix = layered_venv(tmp_path / "prefix")
     # the git URL is a local repository, so the source is fetched, pinned and cached as
     # from a remote (a --source override would bypass the cache)
     args = ["build", str(spec), "--prefix", str(prefix), "--arch", "9.0"]

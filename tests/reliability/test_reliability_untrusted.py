@@ -68,7 +68,7 @@ def _alias_bomb(levels: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_hostile_lockfile_fields_are_refused(local: LocalChannel, tmp_path: Path) -> None:  # noqa: F811
+def test_hostile_lockfile_fields_are_refused(local: LocalChannel, tmp_path: Path) -> None:
     base = write_channel_lockfile(local, tmp_path / "demo.conda-lock.yml").read_text()
     tool_file = str(_record(base, TOOL)["url"]).rsplit("/", 1)[-1]
     victim = tmp_path / "victim"
@@ -128,7 +128,7 @@ def test_alias_bombs_refused_fast(tmp_path: Path) -> None:
            cli_startup_s=round(startup, 2))
 
 
-def test_bad_prefixes_and_names_are_usage_errors(local: LocalChannel,  # noqa: F811
+def test_bad_prefixes_and_names_are_usage_errors(local: LocalChannel,
                                                  tmp_path: Path) -> None:
     """``--prefix /``, a prefix name too long for its generations dir, a 300-character spec
     name: exit 2 with a message; ``rollback`` of a missing prefix creates nothing."""

@@ -4,7 +4,6 @@ same commit)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from builder.resolve.resolver import ResolveRequest, resolve, target_cuda
 from builder.sources.fetch import pin_source
 from builder.spec.envspec import load_spec
 from builder.spec.places import cuda_tag, env_prefix, lockfile_path
+from tests.helpers.git import git
 
 NO_CUDA = 'name: nocuda\npython: "3.8"\ntorch: ">=1.9,<2.5"\n'
 
@@ -62,28 +62,20 @@ def test_requested_and_spec_default_cuda_win(tmp_path: Path) -> None:
     assert target_cuda(loaded, "11.8") == "11.8"
 
 
-def _git(repo: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-           "PATH": "/usr/bin:/bin", "HOME": str(repo)}
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True, env=env).stdout.strip()
-
-
 @pytest.fixture
 def two_revs(tmp_path: Path) -> tuple[Path, str, str]:
     """A git repo whose op kernel differs between tags v1 and v2."""
     repo = tmp_path / "upstream"
     (repo / "ops").mkdir(parents=True)
-    _git(repo, "init", "-q", "-b", "main")
+    git(repo, "init", "-q", "-b", "main")
     commits = []
     for tag in ("v1", "v2"):
         (repo / "ops" / "setup.py").write_text("print('op')\n")
         (repo / "ops" / "kernel.cu").write_text(f"// {tag}\n")
-        _git(repo, "add", "-A")
-        _git(repo, "commit", "-q", "-m", tag)
-        _git(repo, "tag", tag)
-        commits.append(_git(repo, "rev-parse", "HEAD"))
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", tag)
+        git(repo, "tag", tag)
+        commits.append(git(repo, "rev-parse", "HEAD"))
     return repo, commits[0], commits[1]
 
 

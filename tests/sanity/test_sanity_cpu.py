@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "builder" / "sanity" / "run_checks.py"
+from tests.helpers.sanity import RUN_CHECKS, load_run_checks
+
 torch = pytest.importorskip("torch")
 
 
 def _rows(env: dict[str, str]) -> dict[str, dict[str, object]]:
-    done = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, str(RUN_CHECKS)], capture_output=True, text=True,
                           env=env, timeout=600, check=True)
     data = json.loads(done.stdout.strip().splitlines()[-1])
     return {row["check"]: row for row in data["checks"]}
@@ -33,20 +31,8 @@ def test_cpu_check_passes_and_gpu_checks_skip_without_a_gpu() -> None:
     assert rows["torch.matmul"]["reason"]
 
 
-def _load() -> ModuleType:
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("envbuild_run_checks", SCRIPT)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-
-
 def test_cpu_check_fails_when_torch_samples_wrongly(monkeypatch: pytest.MonkeyPatch) -> None:
-    checks = _load()
+    checks = load_run_checks()
     real = torch.nn.functional.grid_sample
 
     def off_by_a_little(*args: object, **kwargs: object) -> object:

@@ -16,27 +16,20 @@ from builder.sources.fetch import (
     pin_sources,
 )
 from builder.spec.envspec import load_spec
-
-
-def _git(repo: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-           "PATH": "/usr/bin:/bin", "HOME": str(repo)}
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True, env=env).stdout.strip()
+from tests.helpers.git import git
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     root = tmp_path / "upstream"
     root.mkdir()
-    _git(root, "init", "-q", "-b", "main")
+    git(root, "init", "-q", "-b", "main")
     (root / "setup.py").write_text("print('hi')\n")
     (root / "ops").mkdir()
     (root / "ops" / "kernel.cu").write_text("__global__ void k() {}\n")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "one")
-    _git(root, "tag", "v1")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "one")
+    git(root, "tag", "v1")
     return root
 
 
@@ -49,7 +42,7 @@ def _spec(tmp_path: Path, rev: str, extra: str = "") -> Path:
 
 
 def test_pin_git_commit_and_content(tmp_path: Path, repo: Path) -> None:
-    head = _git(repo, "rev-parse", "HEAD")
+    head = git(repo, "rev-parse", "HEAD")
     loaded = load_spec(_spec(tmp_path, "v1"))
     pinned = pin_source("up", loaded.spec.sources["up"], loaded, {"up": repo})
     assert pinned.kind == "git" and pinned.commit == head and pinned.rev == "v1"
@@ -78,7 +71,7 @@ def test_tampered_cache_is_an_error(tmp_path: Path, repo: Path) -> None:
 
 
 def test_tampered_plain_directory_is_an_error(tmp_path: Path, repo: Path) -> None:
-    head = _git(repo, "rev-parse", "HEAD")
+    head = git(repo, "rev-parse", "HEAD")
     plain = tmp_path / "plain"
     plain.mkdir()
     archive = subprocess.run(["git", "-C", str(repo), "archive", head], check=True,
@@ -97,10 +90,10 @@ def test_rewritten_history_is_an_error(tmp_path: Path, repo: Path) -> None:
     loaded = load_spec(_spec(tmp_path, "main"))
     pinned = pin_source("up", loaded.spec.sources["up"], loaded, {"up": repo})
     (repo / "setup.py").write_text("print('rewritten')\n")
-    _git(repo, "commit", "-q", "-a", "--amend", "-m", "one, rewritten")
-    _git(repo, "tag", "-d", "v1")
-    _git(repo, "reflog", "expire", "--expire=now", "--all")
-    _git(repo, "gc", "-q", "--prune=now")
+    git(repo, "commit", "-q", "-a", "--amend", "-m", "one, rewritten")
+    git(repo, "tag", "-d", "v1")
+    git(repo, "reflog", "expire", "--expire=now", "--all")
+    git(repo, "gc", "-q", "--prune=now")
     with pytest.raises(CheckFailed, match="history rewritten"):
         fetch_source(pinned, tmp_path / "cache", overrides={"up": repo})
 
@@ -109,8 +102,8 @@ def test_moved_tag_is_an_error(tmp_path: Path, repo: Path) -> None:
     loaded = load_spec(_spec(tmp_path, "v1"))
     pinned = pin_source("up", loaded.spec.sources["up"], loaded, {"up": repo})
     (repo / "setup.py").write_text("print('two')\n")
-    _git(repo, "commit", "-q", "-a", "-m", "two")
-    _git(repo, "tag", "-f", "v1")
+    git(repo, "commit", "-q", "-a", "-m", "two")
+    git(repo, "tag", "-f", "v1")
     with pytest.raises(CheckFailed, match="'v1' moved"):
         fetch_source(pinned, tmp_path / "cache", overrides={"up": repo})
 

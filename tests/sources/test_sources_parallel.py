@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from builder.sources.fetch import pin_source, pin_sources
 from builder.spec.envspec import load_spec
-
-
-def _git(repo: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-           "PATH": "/usr/bin:/bin", "HOME": str(repo)}
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
-                          text=True, env=env).stdout.strip()
+from tests.helpers.git import git
 
 
 def _repo(root: Path, text: str) -> str:
     root.mkdir(parents=True)
-    _git(root, "init", "-q", "-b", "main")
+    git(root, "init", "-q", "-b", "main")
     (root / "a.py").write_text(text)
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "one")
-    return _git(root, "rev-parse", "HEAD")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "one")
+    return git(root, "rev-parse", "HEAD")
 
 
 def _spec(tmp_path: Path, sources: str) -> Path:
