@@ -2,7 +2,10 @@
 
 * Every test gets its own ``ENVBUILD_HOME`` and a fake ``HOME``: nothing is written to ``~``.
 * Sockets to anything but loopback are refused unless the test is marked ``network``;
-  ``network`` tests skip (with the reason) when PyPI cannot be reached.
+  ``network`` tests skip (with the reason) when PyPI cannot be reached.  The processes a
+  test starts (uv, pip, git, rattler, envbuild itself) are kept off the network by the
+  environment of ``tests/helpers/network.py`` (proxies on a closed loopback port, no pip
+  index, git over ``file`` only); ``network`` tests get none of it.
 * ``gpu`` tests skip with the reason when no CUDA GPU is visible.
 * ``local``: the demo's local conda channel, built once per session (tests only read it;
   a test that changes a channel copies it first).
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.helpers import gpu_unavailable_reason, pypi_unreachable_reason
+from tests.helpers.network import offline_env
 from tests.helpers.prefix import compile_skip_reason, layered_venv
 
 if TYPE_CHECKING:
@@ -53,7 +57,9 @@ def _isolate(
     monkeypatch.delenv("ENVBUILD_STORE", raising=False)
     monkeypatch.delenv("ENVBUILD_NVIDIA_SMI", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    if request.node.get_closest_marker("network") is None:
+    network = request.node.get_closest_marker("network") is not None
+    offline_env(monkeypatch, network=network)
+    if not network:
         monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
 
 

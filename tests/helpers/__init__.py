@@ -21,8 +21,11 @@ def pypi_unreachable_reason() -> str | None:
     """None when PyPI answers, else why not (cached for the session)."""
     import urllib.request
 
+    # a new opener: it reads this moment's proxy variables (urlopen's shared one keeps
+    # those of whichever test used it first, perhaps under the offline environment)
     try:
-        with urllib.request.urlopen("https://pypi.org/simple/pip/", timeout=5) as resp:
+        with urllib.request.build_opener().open("https://pypi.org/simple/pip/",
+                                                timeout=5) as resp:
             resp.read(64)
         return None
     except Exception as exc:  # noqa: BLE001 - any failure means unreachable

@@ -187,6 +187,9 @@ def test_git_source_credentials_not_on_gits_command_line(tmp_path: Path,
         return real_run(argv, *a, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(cmd, "run", spy)
+    # dumb HTTP to the loopback server (the offline environment allows git only ``file``;
+    # its proxies still keep git off any other host)
+    monkeypatch.setenv("GIT_ALLOW_PROTOCOL", "file:http")
     with serve_directory(www) as server:
         url = server.url.replace("://", f"://{USER}:{SECRET}@") + "/up.git"
         mirror = sources._fetch_into_mirror("up", url, commit)
