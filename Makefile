@@ -9,7 +9,7 @@ CUDA ?= 11.7
 SNAPSHOT ?= ../shared/channels-snapshot
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-deps resolve lock lock-check env demo onboard bench lint typecheck clean matrix-snapshot
+.PHONY: setup test test-fast test-deps resolve lock lock-check env demo onboard bench lint typecheck clean matrix-snapshot
 
 setup: $(VENV)/.setup-stamp
 
@@ -28,6 +28,10 @@ $(VENV)/.test-deps-stamp: $(VENV)/.setup-stamp
 
 test: setup test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# the edit loop: everything but the slow markers (about a minute); CI runs `make test`
+test-fast: setup test-deps
+	$(BIN)/python -m pytest -q -m "not slow and not e2e and not compile and not reliability" $(PYTEST_ARGS)
 
 resolve: setup
 	$(ENVBUILD) resolve $(SPEC) --cuda $(CUDA)
