@@ -36,6 +36,7 @@ from tests.helpers.reliability import (
     run_to_end,
     spawn_cli,
     write_cheap_op,
+    write_wheel,
 )
 
 pytestmark = pytest.mark.reliability
@@ -281,7 +282,12 @@ def test_kill_9_during_lock(tmp_path: Path) -> None:
         pytest.skip(reason)
     spec = tmp_path / "envspecs" / "mini.yaml"
     spec.parent.mkdir()
-    body = (DATA / "lock" / "m2f-mini.yaml").read_text()
+    # the spec's pip packages from a local wheelhouse: uv really runs, and stays offline
+    house = tmp_path / "wheels"
+    for name in ("scipy", "shapely"):
+        write_wheel(house, name, "1.0", {f"{name}/__init__.py": ""})
+    body = ((DATA / "lock" / "m2f-mini.yaml").read_text()
+            + f"pip_options: {{find_links: [{house}], no_index: true}}\n")
     lockfiles = tmp_path / "lockfiles"
     args = ["lock", str(spec), "--cuda", "11.7", "--channel-snapshot", str(SNAPSHOT),
             "--allow-incomplete", "-o", str(lockfiles / "mini.conda-lock.yml")]
