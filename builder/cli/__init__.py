@@ -212,9 +212,14 @@ def _crash_report(exc: BaseException) -> str:
     try:
         root = paths.crash_dir()
         root.mkdir(parents=True, exist_ok=True)
-        path = root / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
-        path.write_text(f"argv: {argv!r}\n\n{text}", encoding="utf-8")
-        return str(path)
+        import tempfile
+
+        # a new file each time (O_EXCL): two crashes in one second never overwrite each other
+        with tempfile.NamedTemporaryFile(
+                "w", encoding="utf-8", dir=root, delete=False, suffix=".txt",
+                prefix=f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-") as out:
+            out.write(f"argv: {argv!r}\n\n{text}")
+        return out.name
     except OSError:
         return "(could not write a crash report: " + text.splitlines()[-1] + ")"
 

@@ -126,3 +126,18 @@ def test_a_directory_given_as_the_spec_is_a_usage_error(tmp_path: Path) -> None:
     assert out.returncode == 2, out.stderr
     assert "is a directory" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "eh" / "crash").exists()
+
+
+def test_two_crashes_in_one_second_keep_both_reports(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from builder.cli import _crash_report
+
+    monkeypatch.setenv("ENVBUILD_HOME", str(tmp_path / "eh"))
+    monkeypatch.setattr(time, "strftime", lambda fmt: "20261201-120000")
+    first = _crash_report(RuntimeError("one"))
+    second = _crash_report(RuntimeError("two"))
+    assert first != second
+    assert Path(first).read_text().rstrip().endswith("RuntimeError: one")
+    assert Path(second).read_text().rstrip().endswith("RuntimeError: two")
