@@ -24,6 +24,7 @@ from pydantic import Field
 
 from builder.env.stages import STAGE_NAMES, STAGES, Action, Context, EnvRequest
 from builder.models import Frozen as _Frozen
+from builder.spec.places import env_prefix as default_prefix  # the one rule (module docstring)
 from builder.util.fs import atomic_write_text
 from builder.util.hashing import sha256_file
 
@@ -62,13 +63,6 @@ class EnvMarker(_Frozen):
     lockfile_sha256: str
     cuda: str
     stages: dict[str, str] = Field(default_factory=dict)
-
-
-def default_prefix(spec_path: Path, name: str, cuda: str) -> Path:
-    """``<project>/.envbuild/envs/<name>-<cuXY|cpu>`` (see module docstring)."""
-    from builder.spec.places import env_prefix
-
-    return env_prefix(spec_path, name, cuda)
 
 
 def env_lockfile(spec_path: Path, cuda: str | None, lockfile: Path | None) -> Path | None:
