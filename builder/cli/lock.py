@@ -113,4 +113,4 @@ def _relock(spec: Path, cuda: str, output: Path | None, snapshot: Path | None,
 def _short(req: object, path: Path) -> str:
     from builder.lock.lockfile import envbuild_metadata, read_lockfile
 
-    return str(envbuild_metadata(read_lockfile(path)).input_hash[:16])
+    return str(envbuild_metadata(read_lockfile(path), path).input_hash[:16])

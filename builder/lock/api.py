@@ -90,7 +90,7 @@ def _previous_pip(path: Path, platform: str) -> tuple[str | None, list[PipRecord
         return None, []
     try:
         lockfile = read_lockfile(path)
-        meta = envbuild_metadata(lockfile)
+        meta = envbuild_metadata(lockfile, path)
         if packages_digest(lockfile.package) != meta.packages_digest:
             return None, []  # edited by hand: neither its key nor its pins are trusted
         pins = [PipRecord(name=p.name, version=p.version, url=p.url, sha256=p.hash.sha256 or "",
@@ -181,7 +181,7 @@ def run_check(req: LockRequest) -> list[str]:
     if not req.output.is_file():
         return [f"{req.output} does not exist; run `envbuild lock` to create it"]
     lockfile = read_lockfile(req.output)
-    meta = envbuild_metadata(lockfile)
+    meta = envbuild_metadata(lockfile, req.output)
     prep = prepare(req)
     problems = []
     for key, new in prep.components.items():

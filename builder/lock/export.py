@@ -57,7 +57,7 @@ def _load(path: Path) -> _Loaded:
 
     model = read_lockfile_model(path)
     try:
-        meta = envbuild_metadata(model)
+        meta = envbuild_metadata(model, path)
     except UsageError:
         meta = None  # a plain conda-lock file: every format but environment-yml works
     if meta is not None:

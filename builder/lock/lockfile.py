@@ -256,8 +256,12 @@ def _line_of(path: Path, loc: tuple[str | int, ...]) -> int:
         return int(where) if where.isdigit() else 1
 
 
-def envbuild_metadata(lockfile: Lockfile) -> EnvbuildMeta:
-    """envbuild's metadata of a parsed lockfile (a usage error when it has none)."""
+def envbuild_metadata(lockfile: Lockfile, path: Path | None = None) -> EnvbuildMeta:
+    """envbuild's metadata of a parsed lockfile (a usage error when it has none).
+
+    With the file's ``path``, a field that fails its check is reported at ``path:line`` of
+    its ``envbuild.*`` key.
+    """
     custom = lockfile.metadata.custom_metadata or {}
     raw: dict[str, Any] = {}
     for key in EnvbuildMeta.model_fields:
@@ -268,10 +272,15 @@ def envbuild_metadata(lockfile: Lockfile) -> EnvbuildMeta:
     try:
         return EnvbuildMeta.model_validate(raw)
     except ValidationError as exc:
-        raise UsageError(f"lockfile has no valid envbuild metadata ({exc.error_count()} "
-                         "problem(s), first: " + exc.errors()[0]["msg"] + ")",
-                         hint="was it written by envbuild? regenerate it with `envbuild lock`"
-                         ) from None
+        first = exc.errors()[0]
+        message = (f"lockfile has no valid envbuild metadata ({exc.error_count()} "
+                   f"problem(s), first: {first['msg']})")
+        hint = "was it written by envbuild? regenerate it with `envbuild lock`"
+        if path is None:
+            raise UsageError(message, hint=hint) from None
+        key = str(first["loc"][0]) if first["loc"] else ""
+        where = ("metadata", "custom_metadata", PREFIX + key) if key else ("metadata",)
+        raise SpecError(message, location=field_location(path, *where), hint=hint) from None
 
 
 def _loads(text: str) -> Any:

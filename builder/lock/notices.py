@@ -18,6 +18,6 @@ def lockfile_warnings(path: Path) -> list[str]:
     if not Path(path).is_file():
         return []
     try:
-        return list(envbuild_metadata(read_lockfile(Path(path))).warnings)
+        return list(envbuild_metadata(read_lockfile(Path(path)), Path(path)).warnings)
     except (EnvbuildError, ValueError, TypeError, AttributeError):
         return []

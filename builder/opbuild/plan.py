@@ -85,7 +85,7 @@ def locked_pins(lockfile: Path) -> dict[str, PinnedSource]:
     """The sources a lockfile pins, by name."""
     from builder.lock.lockfile import envbuild_metadata, read_lockfile
 
-    return {p.name: p for p in envbuild_metadata(read_lockfile(lockfile)).sources}
+    return {p.name: p for p in envbuild_metadata(read_lockfile(lockfile), lockfile).sources}
 
 
 def locate_sources(loaded: LoadedSpec, overrides: Mapping[str, Path], *,
